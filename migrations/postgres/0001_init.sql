@@ -25,6 +25,7 @@ CREATE TABLE blobs (
     error        TEXT,
     phash        BIGINT,
     created_at   BIGINT NOT NULL,
+    job_id       TEXT,
     processed_at BIGINT
 );
 
@@ -35,6 +36,7 @@ CREATE TABLE variants (
     width   BIGINT NOT NULL,
     height  BIGINT NOT NULL,
     size    BIGINT NOT NULL,
+    etag    TEXT NOT NULL,
     PRIMARY KEY (blob_id, preset, format)
 );
 
@@ -65,6 +67,10 @@ CREATE TABLE jobs (
     run_at       BIGINT NOT NULL,
     lease_until  BIGINT,
     locked_by    TEXT,
+    -- Fresh random token per claim: the fencing token that every worker write must
+    -- present, so a worker whose lease expired (or was released) can no longer
+    -- touch the job even if the same worker id claims it again.
+    lease_token  TEXT,
     unique_key   TEXT,
     last_error   TEXT,
     progress     BIGINT,
@@ -74,4 +80,8 @@ CREATE TABLE jobs (
 );
 CREATE UNIQUE INDEX jobs_unique_active ON jobs(unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('queued', 'running');
+-- Periodic jobs (unique_key 'periodic:{name}:{slot}') stay unique in every state, so a
+-- slot that already ran is never enqueued again by a second scheduler node.
+CREATE UNIQUE INDEX jobs_unique_periodic ON jobs(unique_key)
+    WHERE substr(unique_key, 1, 9) = 'periodic:';
 CREATE INDEX jobs_claim ON jobs(state, priority, run_at);

@@ -1,0 +1,33 @@
+# Framehouse: `make run` serves http://127.0.0.1:8080 on embedded defaults (data in ./data);
+# `make test` runs every test against SQLite and a throwaway PostgreSQL.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/framehouse-target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+
+.PHONY: run build test lint fmt bench
+
+run:
+	scripts/install-deps.sh run
+	$(CARGO) build --release -p framehouse
+	$(CARGO_TARGET_DIR)/release/framehouse serve
+
+build:
+	scripts/install-deps.sh run
+	$(CARGO) build --release -p framehouse
+
+test:
+	scripts/install-deps.sh test
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	scripts/install-deps.sh bench
+	bench/presets.sh

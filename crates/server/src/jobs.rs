@@ -1,0 +1,143 @@
+//! The job API: poll one job, and (admins) list jobs by state — the dead-letter view.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use queue::{JobId, JobRecord, JobState};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::identity::Caller;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(get_job))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    /// queued, running, succeeded, dead or cancelled.
+    pub state: String,
+    pub priority: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Percent done, when the job reports it.
+    pub progress: Option<i64>,
+    pub last_error: Option<String>,
+    pub run_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<JobRecord> for JobView {
+    fn from(j: JobRecord) -> Self {
+        use crate::db::rfc3339;
+        JobView {
+            id: j.id.to_string(),
+            kind: j.kind,
+            state: j.state.as_str().into(),
+            priority: j.priority,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            progress: j.progress,
+            last_error: j.last_error,
+            run_at: rfc3339(j.run_at),
+            created_at: rfc3339(j.created_at),
+            updated_at: rfc3339(j.updated_at),
+            finished_at: j.finished_at.map(rfc3339),
+        }
+    }
+}
+
+/// A job is visible to admins, and to the owners of media items its blob belongs to.
+async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResult<bool> {
+    if caller.is_admin {
+        return Ok(true);
+    }
+    let Some(blob_id) = job.payload.get("blob_id").and_then(|v| v.as_str()) else {
+        return Ok(false);
+    };
+    let owns = sqlx::query("SELECT 1 FROM media WHERE blob_id = $1 AND owner_id = $2 LIMIT 1")
+        .bind(blob_id)
+        .bind(&caller.user_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    Ok(owns.is_some())
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AppResult<Json<JobView>> {
+    let id = JobId::parse(&id).map_err(|_| AppError::not_found("job"))?;
+    match state.queue.get(&id).await? {
+        Some(job) if may_see(&state, &caller, &job).await? => Ok(Json(job.into())),
+        _ => Err(AppError::not_found("job")),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct JobListQuery {
+    /// queued, running, succeeded, dead or cancelled. Default: dead.
+    pub state: Option<String>,
+    /// 1–200. Default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListQuery),
+    responses((status = 200, body = JobPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<JobListQuery>,
+) -> AppResult<Json<JobPage>> {
+    if !caller.is_admin {
+        return Err(AppError::forbidden("only admins may list jobs"));
+    }
+    let wanted = q.state.as_deref().unwrap_or("dead");
+    let job_state = JobState::parse(wanted).ok_or_else(|| {
+        AppError::bad_request("invalid_state", format!("unknown job state `{wanted}`"))
+    })?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            "limit must be between 1 and 200",
+        ));
+    }
+    let cursor = match q.cursor.as_deref() {
+        Some(c) => Some(
+            JobId::parse(c).map_err(|_| AppError::bad_request("invalid_cursor", "bad cursor"))?,
+        ),
+        None => None,
+    };
+    let jobs = state
+        .queue
+        .list(Some(job_state), limit, cursor.as_ref())
+        .await?;
+    let next_cursor = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(Json(JobPage {
+        jobs: jobs.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}

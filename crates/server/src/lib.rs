@@ -1,0 +1,190 @@
+//! The Framehouse application: state, HTTP edge and the wiring of the api, worker and
+//! scheduler roles. `Application::build` binds the listener (tests pass port 0) and
+//! `run_until_stopped` serves until the shutdown token is cancelled.
+
+pub mod db;
+pub mod error;
+pub mod identity;
+mod jobs;
+pub mod media;
+pub mod ops;
+pub mod settings;
+pub mod storage;
+mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::db::Db;
+use crate::identity::JwtKeys;
+use crate::settings::{Role, Settings};
+use crate::storage::Storage;
+
+/// Everything a request handler or job needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub storage: Storage,
+    pub queue: queue::Queue,
+    pub jwt: Arc<JwtKeys>,
+    pub presets: Arc<Vec<imaging::PresetSpec>>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    /// Connects to the database (migrating it) and the object store.
+    pub async fn connect(settings: Settings) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        imaging::init(settings.worker.concurrency.max(1)).context("starting the image engine")?;
+        let db = Db::connect(&settings.database_url(), settings.database.max_connections).await?;
+        db.migrate().await?;
+        let storage = Storage::from_settings(&settings)?;
+        let secret = jwt_secret(&settings)?;
+        let queue = queue::Queue::new(db.pool.clone(), db.backend);
+        Ok(AppState {
+            jwt: Arc::new(JwtKeys::new(&secret, settings.auth.access_token_ttl_secs)),
+            presets: Arc::new(imaging::default_presets()),
+            metrics: ops::prometheus(),
+            settings: Arc::new(settings),
+            db,
+            storage,
+            queue,
+        })
+    }
+}
+
+/// The configured key, or one generated on first start and kept in the data dir.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if !settings.auth.jwt_secret.is_empty() {
+        return Ok(settings.auth.jwt_secret.expose().as_bytes().to_vec());
+    }
+    let dir = settings.data_dir.join("secrets");
+    let path = dir.join("jwt.key");
+    if let Ok(existing) = std::fs::read(&path) {
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(&dir)?;
+    let key: [u8; 32] = rand::random();
+    let hex_key = hex::encode(key).into_bytes();
+    write_private(&path, &hex_key)?;
+    Ok(hex_key)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+/// The whole HTTP surface: the API routes when the `api` role runs, operations always.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut app = Router::new().merge(ops::router());
+    if state.settings.roles.contains(&Role::Api) {
+        app = app
+            .merge(identity::router())
+            .merge(media::router())
+            .merge(jobs::router());
+    }
+    app.layer(axum::middleware::from_fn(ops::track_requests))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState::connect(settings).await?;
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled: stops accepting, lets in-flight requests
+    /// finish, and gives running jobs `shutdown_grace` before releasing their leases.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state;
+        let roles = state.settings.roles.clone();
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let workers = roles
+            .contains(&Role::Worker)
+            .then(|| workers::start(&state, shutdown.clone()));
+        let scheduler = roles
+            .contains(&Role::Scheduler)
+            .then(|| workers::start_scheduler(&state, shutdown.clone()));
+        tracing::info!(addr = %self.listener.local_addr()?, ?roles, "serving");
+        let app = router(state);
+        let token = shutdown.clone();
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await });
+        server.await.context("HTTP server")?;
+        if let Some(handle) = workers {
+            // The pool aborts and releases jobs itself after the grace; this is a backstop.
+            let _ = tokio::time::timeout(grace + Duration::from_secs(5), handle).await;
+        }
+        if let Some(handle) = scheduler {
+            let _ = handle.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received");
+        token.cancel();
+    });
+}

@@ -1,0 +1,387 @@
+//! `POST /api/v1/media`: stream the body to a temp file while hashing it, sniff and probe
+//! it, enforce limits, deduplicate, move it into the object store, and record the item
+//! and its processing job in one transaction. Nothing is left behind on rejection.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
+
+use super::{item_json, process, repo, structure, validate_meta, MediaItem, Visibility};
+use crate::db::{new_id, now_ms};
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::identity::Caller;
+use crate::AppState;
+
+/// Item fields that may accompany an upload, as query parameters or multipart fields.
+#[derive(Default, Deserialize, IntoParams)]
+pub struct UploadMeta {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Comma-separated tags.
+    pub tags: Option<String>,
+    pub visibility: Option<Visibility>,
+}
+
+/// A temp file removed on drop unless it was moved into the store.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+struct Spooled {
+    file: TempFile,
+    sha256: String,
+    size: u64,
+    head: Vec<u8>,
+}
+
+#[utoipa::path(post, path = "/api/v1/media", tag = "media", params(UploadMeta),
+    request_body(content = Vec<u8>, description = "the image bytes as the raw body, or a multipart form with a `file` field (and optional title, description, tags, visibility fields)",
+        content_type = "application/octet-stream"),
+    responses((status = 202, body = MediaItem, description = "stored durably; processing in the background"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody, description = "body over max_upload_bytes"),
+        (status = 415, body = ErrorBody, description = "not an accepted image format"),
+        (status = 422, body = ErrorBody, description = "corrupt, truncated, or over a pixel/side/frame limit")))]
+pub async fn upload_media(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(mut meta): Query<UploadMeta>,
+    request: Request,
+) -> AppResult<(StatusCode, Json<MediaItem>)> {
+    let limit = state.settings.limits.max_upload_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let spooled = if is_multipart {
+        spool_multipart(&state, request, &mut meta).await?
+    } else {
+        spool(
+            state.storage.tmp_dir(),
+            request.into_body().into_data_stream(),
+            limit,
+        )
+        .await?
+    };
+    let tags = parse_tags(meta.tags.as_deref());
+    validate_meta(
+        meta.title.as_deref(),
+        meta.description.as_deref(),
+        Some(&tags),
+    )?;
+    let probe = validate(&state, &spooled).await?;
+    let item_id = store(&state, &caller, &meta, &tags, spooled, probe).await?;
+    let row = repo::item(&state.db, &item_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("media item"))?;
+    Ok((StatusCode::ACCEPTED, Json(item_json(&state, row).await?)))
+}
+
+fn too_large(limit: u64) -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the upload is larger than the limit of {limit} bytes"),
+    )
+}
+
+fn parse_tags(text: Option<&str>) -> Vec<String> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+async fn spool_multipart(
+    state: &AppState,
+    request: Request,
+    meta: &mut UploadMeta,
+) -> AppResult<Spooled> {
+    let limit = state.settings.limits.max_upload_bytes;
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|e| AppError::bad_request("invalid_multipart", e.body_text()))?;
+    let mut spooled = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" if spooled.is_none() => {
+                let stream = field.map(|r| r.map_err(std::io::Error::other));
+                spooled = Some(spool(state.storage.tmp_dir(), stream, limit).await?);
+            }
+            "title" | "description" | "tags" | "visibility" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                match name.as_str() {
+                    "title" => meta.title = Some(text),
+                    "description" => meta.description = Some(text),
+                    "tags" => meta.tags = Some(text),
+                    _ => {
+                        meta.visibility =
+                            Some(serde_json::from_value(text.into()).map_err(|_| {
+                                AppError::unprocessable(
+                                    "invalid_visibility",
+                                    "visibility must be private, unlisted or public",
+                                )
+                            })?)
+                    }
+                }
+            }
+            _ => {
+                return Err(AppError::bad_request(
+                    "invalid_multipart",
+                    format!("unexpected multipart field `{name}`"),
+                ))
+            }
+        }
+    }
+    spooled.ok_or_else(|| {
+        AppError::bad_request("missing_file", "the multipart form has no `file` field")
+    })
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    AppError::bad_request("invalid_multipart", e.body_text())
+}
+
+/// Streams `body` into a new temp file, hashing on a blocking thread so the runtime
+/// only moves chunks. Memory stays bounded by the channel (a few chunks).
+async fn spool<S, E>(dir: &Path, body: S, limit: u64) -> AppResult<Spooled>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let path = dir.join(format!("upload-{}.part", uuid::Uuid::new_v4()));
+    let file = TempFile {
+        path: path.clone(),
+        armed: true,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64, Vec<u8>)> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        let mut hasher = Sha256::new();
+        let (mut size, mut head) = (0u64, Vec::with_capacity(64));
+        while let Some(chunk) = rx.blocking_recv() {
+            if head.len() < 64 {
+                head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+            size += chunk.len() as u64;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        // A 2xx for an upload means the bytes are on disk.
+        file.sync_all()?;
+        Ok((hex::encode(hasher.finalize()), size, head))
+    });
+    let mut body = std::pin::pin!(body);
+    let mut received = 0u64;
+    let mut outcome = Ok(());
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                outcome = Err(AppError::bad_request(
+                    "upload_interrupted",
+                    format!("reading the upload failed: {e}"),
+                ));
+                break;
+            }
+        };
+        received += chunk.len() as u64;
+        if received > limit {
+            outcome = Err(too_large(limit));
+            break;
+        }
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(AppError::internal)?;
+    outcome?;
+    let (sha256, size, head) = written.map_err(AppError::internal)?;
+    if size == 0 {
+        return Err(AppError::unprocessable(
+            "empty_upload",
+            "the upload is empty",
+        ));
+    }
+    Ok(Spooled {
+        file,
+        sha256,
+        size,
+        head,
+    })
+}
+
+/// Sniffs the real format, reads the header, checks limits and structure.
+async fn validate(state: &AppState, spooled: &Spooled) -> AppResult<imaging::Probe> {
+    let format = imaging::sniff(&spooled.head).ok_or_else(|| {
+        AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            "the bytes are not an accepted image format (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, HEIC)",
+        )
+    })?;
+    let path = spooled.file.path.clone();
+    let l = &state.settings.limits;
+    let limits = imaging::Limits {
+        max_pixels: l.max_pixels,
+        max_side: l.max_side,
+        max_frames: l.max_frames,
+    };
+    let probe = tokio::task::spawn_blocking(move || -> AppResult<imaging::Probe> {
+        let probe = imaging::probe_file(&path, format).map_err(|e| {
+            AppError::unprocessable(
+                "invalid_image",
+                format!("the image header cannot be read: {e}"),
+            )
+        })?;
+        imaging::check_limits(&probe, &limits)
+            .map_err(|e| AppError::unprocessable("image_too_large", e.to_string()))?;
+        if let Some(reason) = structure::check(&path, format).map_err(AppError::internal)? {
+            return Err(AppError::unprocessable("truncated_image", reason));
+        }
+        Ok(probe)
+    })
+    .await
+    .map_err(AppError::internal)??;
+    Ok(probe)
+}
+
+/// Places the bytes (unless already stored) and writes blob + item + job in one
+/// transaction. Returns the new item id.
+async fn store(
+    state: &AppState,
+    caller: &Caller,
+    meta: &UploadMeta,
+    tags: &[String],
+    mut spooled: Spooled,
+    probe: imaging::Probe,
+) -> AppResult<String> {
+    let item_id = new_id();
+    let tags_json = serde_json::to_string(tags).map_err(AppError::internal)?;
+    let visibility = meta.visibility.unwrap_or(Visibility::Private);
+    // Two rounds at most: a blob found for dedup can be garbage-collected before our
+    // transaction; the foreign key then fails and the second round stores our copy.
+    for round in 0..2 {
+        let existing = if round == 0 {
+            repo::blob_by_sha(&state.db, &spooled.sha256).await?
+        } else {
+            None
+        };
+        let (blob_id, placed) = match &existing {
+            Some(blob) => (blob.id.clone(), false),
+            None => {
+                let id = new_id();
+                state
+                    .storage
+                    .put_file(&original_key(&id), &spooled.file.path)
+                    .await
+                    .map_err(AppError::internal)?;
+                spooled.file.disarm();
+                (id, true)
+            }
+        };
+        let now = now_ms();
+        let mut tx = state.db.pool.begin().await?;
+        let mut blob_for_item = blob_id.clone();
+        let mut deduplicated = !placed;
+        if placed {
+            let blob = repo::NewBlob {
+                id: &blob_id,
+                sha256: &spooled.sha256,
+                size: spooled.size as i64,
+                format: probe.format.as_str(),
+                width: probe.width as i64,
+                height: probe.height as i64,
+                frames: probe.frames as i64,
+                now,
+            };
+            if repo::insert_blob(&mut tx, &blob).await? {
+                let job = state
+                    .queue
+                    .enqueue_in(&mut tx, process::process_job(&blob_id))
+                    .await?;
+                repo::set_blob_job(&mut tx, &blob_id, &job.to_string()).await?;
+            } else {
+                // An identical upload won the race: share its blob, drop our copy.
+                let winner =
+                    sqlx::query_scalar::<_, String>("SELECT id FROM blobs WHERE sha256 = $1")
+                        .bind(&spooled.sha256)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                blob_for_item = winner;
+                deduplicated = true;
+            }
+        }
+        let item = repo::NewItem {
+            id: &item_id,
+            owner_id: &caller.user_id,
+            blob_id: &blob_for_item,
+            title: meta.title.as_deref(),
+            description: meta.description.as_deref(),
+            tags: &tags_json,
+            visibility: visibility.as_str(),
+            deduplicated,
+            now,
+        };
+        match repo::insert_item(&mut tx, &item).await {
+            Ok(()) => {}
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() && !placed => continue,
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        if placed && blob_for_item != blob_id {
+            state
+                .storage
+                .delete(&original_key(&blob_id))
+                .await
+                .map_err(AppError::internal)?;
+        }
+        state.queue.notify();
+        return Ok(item_id);
+    }
+    Err(AppError::internal(anyhow::anyhow!(
+        "blob vanished twice during upload"
+    )))
+}
+
+pub fn original_key(blob_id: &str) -> String {
+    format!("originals/{blob_id}")
+}

@@ -1,0 +1,365 @@
+//! Media items: upload (ingest), the item API, background processing, delivery and GC.
+
+pub(crate) mod delivery;
+mod gc;
+pub(crate) mod ingest;
+mod process;
+pub mod repo;
+mod structure;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{AppError, AppResult, ErrorBody};
+use crate::identity::{Caller, Viewer};
+use crate::AppState;
+pub use gc::{gc_sweep_job, GcBlobHandler, GcSweepHandler, GC_BLOB, GC_SWEEP};
+pub use process::{ProcessImageHandler, PROCESS_IMAGE};
+use repo::{ItemRow, VariantRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/media",
+            post(ingest::upload_media)
+                .get(list_media)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/media/{id}",
+            get(get_media).patch(update_media).delete(delete_media),
+        )
+        .route("/media/{id}/{file}", get(delivery::get_file))
+}
+
+/// Who may see an item: `private` (owner and admins), `unlisted` (anyone with the
+/// link), `public` (anyone; listed in public places in later features).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Unlisted,
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Unlisted => "unlisted",
+            Visibility::Public => "public",
+        }
+    }
+    fn parse(s: &str) -> Visibility {
+        match s {
+            "public" => Visibility::Public,
+            "unlisted" => Visibility::Unlisted,
+            _ => Visibility::Private,
+        }
+    }
+}
+
+/// The one JSON shape of a media item, wherever it appears.
+#[derive(Serialize, ToSchema)]
+pub struct MediaItem {
+    pub id: String,
+    pub owner_id: String,
+    /// `image` (video and audio come later).
+    pub kind: &'static str,
+    /// `processing`, `ready` or `failed`.
+    pub status: String,
+    /// Why processing failed, when it did.
+    pub error: Option<String>,
+    /// Detected from the bytes: jpeg, png, gif, webp, tiff, bmp, avif, heic.
+    pub format: String,
+    pub mime: String,
+    pub width: i64,
+    pub height: i64,
+    pub frames: i64,
+    pub bytes: i64,
+    pub sha256: String,
+    pub visibility: Visibility,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    /// True when these exact bytes were already stored and this item shares them.
+    pub deduplicated: bool,
+    /// The processing job to poll at `/api/v1/jobs/{job_id}`.
+    pub job_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub original_url: String,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Variant {
+    pub preset: String,
+    /// `webp` or `jpg`.
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub bytes: i64,
+    pub url: String,
+}
+
+impl MediaItem {
+    fn build(row: ItemRow, variants: &[VariantRow]) -> MediaItem {
+        let variants = variants
+            .iter()
+            .filter(|v| v.blob_id == row.blob_id)
+            .map(|v| Variant {
+                url: format!("/media/{}/{}.{}", row.id, v.preset, v.format),
+                preset: v.preset.clone(),
+                format: v.format.clone(),
+                width: v.width,
+                height: v.height,
+                bytes: v.size,
+            })
+            .collect();
+        MediaItem {
+            kind: "image",
+            mime: format_mime(&row.format).to_string(),
+            visibility: Visibility::parse(&row.visibility),
+            tags: serde_json::from_str(&row.tags).unwrap_or_default(),
+            created_at: crate::db::rfc3339(row.created_at),
+            updated_at: crate::db::rfc3339(row.updated_at),
+            original_url: format!("/media/{}/original", row.id),
+            id: row.id,
+            owner_id: row.owner_id,
+            status: row.status,
+            error: row.error,
+            format: row.format,
+            width: row.width,
+            height: row.height,
+            frames: row.frames,
+            bytes: row.size,
+            sha256: row.sha256,
+            title: row.title,
+            description: row.description,
+            deduplicated: row.deduplicated,
+            job_id: row.job_id,
+            variants,
+        }
+    }
+}
+
+pub fn format_mime(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "tiff" => "image/tiff",
+        "bmp" => "image/bmp",
+        "avif" => "image/avif",
+        "heic" => "image/heic",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
+    caller.is_admin || caller.user_id == item.owner_id
+}
+
+/// Read access: non-private items are readable by anyone, private ones by owner/admins.
+fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
+    item.visibility != "private"
+        || viewer
+            .0
+            .as_ref()
+            .is_some_and(|c| is_owner_or_admin(item, c))
+}
+
+/// Loads an item the viewer may read. Items it may not read do not exist for it (404),
+/// so private ids cannot be probed.
+async fn readable_item(state: &AppState, id: &str, viewer: &Viewer) -> AppResult<ItemRow> {
+    match repo::item(&state.db, id).await? {
+        Some(item) if can_read(&item, viewer) => Ok(item),
+        _ => Err(AppError::not_found("media item")),
+    }
+}
+
+/// Loads an item the viewer may change: 401 anonymous, 404 unreadable, 403 read-only.
+async fn writable_item(
+    state: &AppState,
+    id: &str,
+    viewer: &Viewer,
+) -> AppResult<(ItemRow, Caller)> {
+    let item = readable_item(state, id, viewer).await?;
+    let Some(caller) = viewer.0.clone() else {
+        return Err(AppError::unauthorized("sign in to change media"));
+    };
+    if !is_owner_or_admin(&item, &caller) {
+        return Err(AppError::forbidden(
+            "only the owner or an admin may change this item",
+        ));
+    }
+    Ok((item, caller))
+}
+
+pub(crate) async fn item_json(state: &AppState, row: ItemRow) -> AppResult<MediaItem> {
+    let variants = repo::variants(&state.db, &[row.blob_id.as_str()]).await?;
+    Ok(MediaItem::build(row, &variants))
+}
+
+#[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "media item id")),
+    responses((status = 200, body = MediaItem), (status = 404, body = ErrorBody)))]
+pub async fn get_media(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> AppResult<Json<MediaItem>> {
+    let row = readable_item(&state, &id, &viewer).await?;
+    Ok(Json(item_json(&state, row).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Items per page, 1–200. Default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MediaPage {
+    pub items: Vec<MediaItem>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/media", tag = "media", params(ListQuery),
+    responses((status = 200, body = MediaPage), (status = 401, body = ErrorBody)))]
+pub async fn list_media(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<MediaPage>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::bad_request(
+            "invalid_limit",
+            "limit must be between 1 and 200",
+        ));
+    }
+    let mut rows =
+        repo::items_of_owner(&state.db, &caller.user_id, q.cursor.as_deref(), limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let blob_ids: Vec<&str> = rows.iter().map(|r| r.blob_id.as_str()).collect();
+    let variants = repo::variants(&state.db, &blob_ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| MediaItem::build(r, &variants))
+        .collect();
+    Ok(Json(MediaPage { items, next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMedia {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub visibility: Option<Visibility>,
+}
+
+/// Checks user-supplied text fields; shared by upload and update.
+pub(crate) fn validate_meta(
+    title: Option<&str>,
+    description: Option<&str>,
+    tags: Option<&[String]>,
+) -> AppResult<()> {
+    if title.is_some_and(|t| t.chars().count() > 300) {
+        return Err(AppError::unprocessable(
+            "invalid_title",
+            "title is longer than 300 characters",
+        ));
+    }
+    if description.is_some_and(|d| d.chars().count() > 10_000) {
+        return Err(AppError::unprocessable(
+            "invalid_description",
+            "description is longer than 10000 characters",
+        ));
+    }
+    if let Some(tags) = tags {
+        if tags.len() > 64
+            || tags
+                .iter()
+                .any(|t| t.trim().is_empty() || t.chars().count() > 64)
+        {
+            return Err(AppError::unprocessable(
+                "invalid_tags",
+                "at most 64 tags, each 1–64 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(patch, path = "/api/v1/media/{id}", tag = "media", request_body = UpdateMedia,
+    params(("id" = String, Path, description = "media item id")),
+    responses((status = 200, body = MediaItem), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_media(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Json(patch): Json<UpdateMedia>,
+) -> AppResult<Json<MediaItem>> {
+    let (mut item, _) = writable_item(&state, &id, &viewer).await?;
+    validate_meta(
+        patch.title.as_deref(),
+        patch.description.as_deref(),
+        patch.tags.as_deref(),
+    )?;
+    if let Some(title) = patch.title {
+        item.title = Some(title);
+    }
+    if let Some(description) = patch.description {
+        item.description = Some(description);
+    }
+    if let Some(tags) = patch.tags {
+        item.tags = serde_json::to_string(&tags).map_err(AppError::internal)?;
+    }
+    if let Some(visibility) = patch.visibility {
+        item.visibility = visibility.as_str().into();
+    }
+    item.updated_at = crate::db::now_ms();
+    repo::update_item(&state.db, &item).await?;
+    Ok(Json(item_json(&state, item).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "media item id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn delete_media(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let (item, _) = writable_item(&state, &id, &viewer).await?;
+    let mut tx = state.db.pool.begin().await?;
+    if !repo::delete_item(&mut tx, &item.id).await? {
+        return Err(AppError::not_found("media item"));
+    }
+    // The blob may be shared with other items (dedup): the GC job checks that.
+    state
+        .queue
+        .enqueue_in(&mut tx, gc::gc_blob_job(&item.blob_id))
+        .await?;
+    tx.commit().await?;
+    state.queue.notify();
+    Ok(StatusCode::NO_CONTENT)
+}

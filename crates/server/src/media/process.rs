@@ -1,0 +1,185 @@
+//! The `process_image` job: one decode of the original → every preset in WebP and JPEG,
+//! EXIF-oriented and metadata-free, plus a perceptual hash; then the blob is `ready`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, PRIORITY_INTERACTIVE};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::ingest::original_key;
+use super::repo;
+use crate::db::{now_ms, Db};
+use crate::storage::Storage;
+
+pub const PROCESS_IMAGE: &str = "process_image";
+
+#[derive(Deserialize)]
+struct Payload {
+    blob_id: String,
+}
+
+pub fn process_job(blob_id: &str) -> NewJob {
+    NewJob::new(PROCESS_IMAGE, serde_json::json!({ "blob_id": blob_id }))
+        .priority(PRIORITY_INTERACTIVE)
+        .unique_key(format!("process:{blob_id}"))
+}
+
+pub fn variant_key(blob_id: &str, preset: &str, ext: &str) -> String {
+    format!("derivatives/{blob_id}/{preset}.{ext}")
+}
+
+pub struct ProcessImageHandler {
+    pub db: Db,
+    pub storage: Storage,
+    pub presets: Arc<Vec<imaging::PresetSpec>>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ProcessImageHandler {
+    async fn run(&self, job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let payload: Payload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
+        let Some(blob) = repo::blob(&self.db, &payload.blob_id)
+            .await
+            .map_err(retry)?
+        else {
+            return Ok(()); // deleted before we got to it
+        };
+        if blob.status == "ready" {
+            return Ok(());
+        }
+        let last_attempt = job.attempts >= job.max_attempts;
+        match self.render(&blob).await {
+            Ok(()) => Ok(()),
+            Err(JobError::Permanent(reason)) => {
+                self.mark_failed(&blob.id, &reason).await?;
+                Err(JobError::Permanent(reason))
+            }
+            Err(JobError::Retryable(reason)) if last_attempt => {
+                self.mark_failed(&blob.id, &reason).await?;
+                Err(JobError::Retryable(reason))
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+impl ProcessImageHandler {
+    async fn render(&self, blob: &repo::BlobRow) -> Result<(), JobError> {
+        let format = imaging::ImageFormat::parse(&blob.format)
+            .ok_or_else(|| JobError::Permanent(format!("unknown format {}", blob.format)))?;
+        let (path, is_temp) = self
+            .storage
+            .fetch_to_path(&original_key(&blob.id))
+            .await
+            .map_err(retry)?;
+        let presets = self.presets.clone();
+        let decode_path = path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            imaging::process_file(&decode_path, format, &presets)
+        })
+        .await;
+        if is_temp {
+            tokio::fs::remove_file(&path).await.ok();
+        }
+        let processed = result
+            .map_err(|e| JobError::Retryable(format!("image task panicked: {e}")))?
+            .map_err(|e| JobError::Permanent(format!("the image cannot be decoded: {e}")))?;
+
+        let mut rows = Vec::with_capacity(processed.renditions.len());
+        for r in processed.renditions {
+            let ext = r.format.extension();
+            let etag = hex::encode(&Sha256::digest(&r.bytes)[..16]);
+            let size = r.bytes.len() as i64;
+            self.storage
+                .put_bytes(&variant_key(&blob.id, &r.preset, ext), Bytes::from(r.bytes))
+                .await
+                .map_err(retry)?;
+            rows.push((r.preset, ext, r.width as i64, r.height as i64, size, etag));
+        }
+        let stored = self
+            .record(
+                blob,
+                &rows,
+                &processed_meta(processed.width, processed.height, processed.phash),
+            )
+            .await
+            .map_err(retry)?;
+        if !stored {
+            // The blob was garbage-collected while we worked: do not leave derivatives.
+            self.storage
+                .delete_prefix(&format!("derivatives/{}", blob.id))
+                .await
+                .map_err(retry)?;
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        blob: &repo::BlobRow,
+        rows: &[(String, &str, i64, i64, i64, String)],
+        meta: &(i64, i64, i64),
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2, phash = $3,
+             processed_at = $4 WHERE id = $5",
+        )
+        .bind(meta.0)
+        .bind(meta.1)
+        .bind(meta.2)
+        .bind(now_ms())
+        .bind(&blob.id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM variants WHERE blob_id = $1")
+            .bind(&blob.id)
+            .execute(&mut *tx)
+            .await?;
+        for (preset, ext, width, height, size, etag) in rows {
+            sqlx::query(
+                "INSERT INTO variants (blob_id, preset, format, width, height, size, etag)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&blob.id)
+            .bind(preset)
+            .bind(*ext)
+            .bind(*width)
+            .bind(*height)
+            .bind(*size)
+            .bind(etag)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn mark_failed(&self, blob_id: &str, reason: &str) -> Result<(), JobError> {
+        sqlx::query(
+            "UPDATE blobs SET status = 'failed', error = $1, processed_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(blob_id)
+        .execute(&self.db.pool)
+        .await
+        .map_err(retry)?;
+        Ok(())
+    }
+}
+
+/// Oriented width, height and the perceptual hash as stored (i64 bit pattern).
+fn processed_meta(width: u32, height: u32, phash: u64) -> (i64, i64, i64) {
+    (width as i64, height as i64, phash as i64)
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retryable(e.to_string())
+}

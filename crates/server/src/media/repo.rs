@@ -1,0 +1,325 @@
+//! SQL for media items, blobs and variants.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Db;
+
+/// A media row joined with its blob: everything the item JSON and access checks need.
+#[derive(Clone, Debug)]
+pub struct ItemRow {
+    pub id: String,
+    pub owner_id: String,
+    pub blob_id: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: String,
+    pub visibility: String,
+    pub deduplicated: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sha256: String,
+    pub size: i64,
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub frames: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub job_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct VariantRow {
+    pub blob_id: String,
+    pub preset: String,
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub size: i64,
+    pub etag: String,
+}
+
+const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
+    m.visibility, m.deduplicated, m.created_at, m.updated_at, b.sha256, b.size, b.format,
+    b.width, b.height, b.frames, b.status, b.error, b.job_id
+    FROM media m JOIN blobs b ON b.id = m.blob_id";
+
+fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
+    Ok(ItemRow {
+        id: row.try_get("id")?,
+        owner_id: row.try_get("owner_id")?,
+        blob_id: row.try_get("blob_id")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        tags: row.try_get("tags")?,
+        visibility: row.try_get("visibility")?,
+        deduplicated: row.try_get::<i64, _>("deduplicated")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        format: row.try_get("format")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        frames: row.try_get("frames")?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        job_id: row.try_get("job_id")?,
+    })
+}
+
+fn variant_from_row(row: &AnyRow) -> Result<VariantRow, sqlx::Error> {
+    Ok(VariantRow {
+        blob_id: row.try_get("blob_id")?,
+        preset: row.try_get("preset")?,
+        format: row.try_get("format")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        size: row.try_get("size")?,
+        etag: row.try_get("etag")?,
+    })
+}
+
+pub async fn item(db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
+    let sql = format!("{ITEM_SELECT} WHERE m.id = $1");
+    sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .as_ref()
+        .map(item_from_row)
+        .transpose()
+}
+
+/// The owner's items, newest first, strictly before `before` (an item id) when given.
+pub async fn items_of_owner(
+    db: &Db,
+    owner: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let rows = match before {
+        Some(cursor) => {
+            let sql = format!(
+                "{ITEM_SELECT} WHERE m.owner_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
+            );
+            sqlx::query(&sql)
+                .bind(owner)
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(&db.pool)
+                .await?
+        }
+        None => {
+            let sql = format!("{ITEM_SELECT} WHERE m.owner_id = $1 ORDER BY m.id DESC LIMIT $2");
+            sqlx::query(&sql)
+                .bind(owner)
+                .bind(limit)
+                .fetch_all(&db.pool)
+                .await?
+        }
+    };
+    rows.iter().map(item_from_row).collect()
+}
+
+pub async fn variants(db: &Db, blob_ids: &[&str]) -> Result<Vec<VariantRow>, sqlx::Error> {
+    if blob_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=blob_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT * FROM variants WHERE blob_id IN ({}) ORDER BY blob_id, preset, format",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in blob_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(variant_from_row)
+        .collect()
+}
+
+pub async fn variant(
+    db: &Db,
+    blob_id: &str,
+    preset: &str,
+    format: &str,
+) -> Result<Option<VariantRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM variants WHERE blob_id = $1 AND preset = $2 AND format = $3")
+        .bind(blob_id)
+        .bind(preset)
+        .bind(format)
+        .fetch_optional(&db.pool)
+        .await?
+        .as_ref()
+        .map(variant_from_row)
+        .transpose()
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobRow {
+    pub id: String,
+    pub format: String,
+    pub status: String,
+}
+
+pub async fn blob_by_sha(db: &Db, sha256: &str) -> Result<Option<BlobRow>, sqlx::Error> {
+    blob_where(db, "sha256", sha256).await
+}
+
+pub async fn blob(db: &Db, id: &str) -> Result<Option<BlobRow>, sqlx::Error> {
+    blob_where(db, "id", id).await
+}
+
+async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow>, sqlx::Error> {
+    let sql = format!("SELECT id, format, status FROM blobs WHERE {column} = $1");
+    let row = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(BlobRow {
+            id: r.try_get("id")?,
+            format: r.try_get("format")?,
+            status: r.try_get("status")?,
+        })
+    })
+    .transpose()
+}
+
+pub struct NewBlob<'a> {
+    pub id: &'a str,
+    pub sha256: &'a str,
+    pub size: i64,
+    pub format: &'a str,
+    pub width: i64,
+    pub height: i64,
+    pub frames: i64,
+    pub now: i64,
+}
+
+/// Inserts the blob unless one with the same hash exists; says whether it inserted.
+pub async fn insert_blob(conn: &mut AnyConnection, b: &NewBlob<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO blobs (id, sha256, size, format, width, height, frames, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8) ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(b.id)
+    .bind(b.sha256)
+    .bind(b.size)
+    .bind(b.format)
+    .bind(b.width)
+    .bind(b.height)
+    .bind(b.frames)
+    .bind(b.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_blob_job(
+    conn: &mut AnyConnection,
+    blob_id: &str,
+    job_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE blobs SET job_id = $1 WHERE id = $2")
+        .bind(job_id)
+        .bind(blob_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub struct NewItem<'a> {
+    pub id: &'a str,
+    pub owner_id: &'a str,
+    pub blob_id: &'a str,
+    pub title: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub tags: &'a str,
+    pub visibility: &'a str,
+    pub deduplicated: bool,
+    pub now: i64,
+}
+
+pub async fn insert_item(conn: &mut AnyConnection, m: &NewItem<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO media (id, owner_id, blob_id, title, description, tags, visibility,
+                            deduplicated, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(m.id)
+    .bind(m.owner_id)
+    .bind(m.blob_id)
+    .bind(m.title)
+    .bind(m.description)
+    .bind(m.tags)
+    .bind(m.visibility)
+    .bind(m.deduplicated as i64)
+    .bind(m.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_item(db: &Db, item: &ItemRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE media SET title = $1, description = $2, tags = $3, visibility = $4, updated_at = $5
+         WHERE id = $6",
+    )
+    .bind(&item.title)
+    .bind(&item.description)
+    .bind(&item.tags)
+    .bind(&item.visibility)
+    .bind(item.updated_at)
+    .bind(&item.id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_item(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM media WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Blobs no media item references any more (left behind by a crash between steps).
+pub async fn orphan_blobs(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT b.id FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM media m WHERE m.blob_id = b.id)
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| r.try_get("id")).collect()
+}
+
+/// Deletes the blob row (and, by cascade, its variant rows) if nothing references it.
+pub async fn delete_blob_if_orphan(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM blobs WHERE id = $1
+         AND NOT EXISTS (SELECT 1 FROM media m WHERE m.blob_id = $1)",
+    )
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn total_bytes(db: &Db) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE((SELECT SUM(size) FROM blobs), 0) + COALESCE((SELECT SUM(size) FROM variants), 0) AS BIGINT) AS total",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    row.try_get("total")
+}

@@ -1,0 +1,152 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document,
+//! plus the request-metrics middleware.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use utoipa::OpenApi;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/openapi.json", get(openapi_json))
+}
+
+/// The process-wide Prometheus recorder (metrics' recorder is global, so one per process
+/// even when tests start several applications).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                        120.0,
+                    ],
+                )
+                .expect("static bucket list is valid");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (embedding); then ours just renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Counts requests by route template and status, and times them.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is alive")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "database and object store reachable"), (status = 503, description = "not ready")))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let (db, store) = tokio::join!(state.db.ping(), state.storage.ping());
+    let body = serde_json::json!({ "database": db, "object_store": store });
+    let status = if db && store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    // Gauges read from the database at scrape time, so every node reports the same truth.
+    if let Ok(counts) = state.queue.counts_by_state().await {
+        for s in queue::JobState::ALL {
+            let n = counts
+                .iter()
+                .find(|(name, _)| name == s.as_str())
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!("queue_jobs", "state" => s.as_str()).set(n as f64);
+        }
+    }
+    if let Ok(bytes) = crate::media::repo::total_bytes(&state.db).await {
+        metrics::gauge!("stored_bytes").set(bytes as f64);
+    }
+    let text = state.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Framehouse", description = "Self-hosted media platform API"),
+    paths(
+        crate::identity::register,
+        crate::identity::login,
+        crate::media::ingest::upload_media,
+        crate::media::get_media,
+        crate::media::list_media,
+        crate::media::update_media,
+        crate::media::delete_media,
+        crate::media::delivery::get_file,
+        crate::jobs::get_job,
+        crate::jobs::list_jobs,
+        healthz,
+        readyz,
+        metrics_text,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "jobs"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "this OpenAPI 3.1 document")))]
+pub async fn openapi_json() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}

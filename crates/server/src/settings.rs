@@ -1,0 +1,382 @@
+//! Typed configuration: embedded defaults ← optional TOML file ← `FRAMEHOUSE_…`
+//! environment variables ← command-line flags (each layer overrides the one before).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret value: deserialised from config like a string, never printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"********\""
+        })
+    }
+}
+
+/// Secrets serialise masked, so `framehouse config` and logs never show them.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "********" })
+    }
+}
+
+/// Which parts of the application a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Api,
+    Worker,
+    Scheduler,
+}
+
+impl Role {
+    /// Parses `all` or a comma-separated list such as `api,worker`.
+    pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
+        let mut roles = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => roles.extend([Role::Api, Role::Worker, Role::Scheduler]),
+                "api" => roles.push(Role::Api),
+                "worker" => roles.push(Role::Worker),
+                "scheduler" => roles.push(Role::Scheduler),
+                other => {
+                    return Err(format!(
+                        "unknown role `{other}` (api, worker, scheduler, all)"
+                    ))
+                }
+            }
+        }
+        roles.sort_by_key(|r| *r as u8);
+        roles.dedup();
+        if roles.is_empty() {
+            return Err("no role given".into());
+        }
+        Ok(roles)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Directory for the SQLite file, the local object store and temp files. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Roles this process runs: any of `api`, `worker`, `scheduler`. Default all three.
+    pub roles: Vec<Role>,
+    /// Seconds running jobs and requests get to finish on SIGTERM/SIGINT. Default 30.
+    pub shutdown_grace_secs: u64,
+    pub database: DatabaseSettings,
+    pub storage: StorageSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub worker: WorkerSettings,
+    pub delivery: DeliverySettings,
+    pub gc: GcSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`. Default: SQLite at `<data_dir>/framehouse.db`.
+    pub url: Option<Secret>,
+    /// Connection pool size. Default 16.
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `local` (files under `<data_dir>/objects`) or `s3`. Default `local`.
+    pub backend: String,
+    /// S3 bucket name (backend `s3`).
+    pub s3_bucket: String,
+    /// S3 region. Default `us-east-1`.
+    pub s3_region: String,
+    /// S3 endpoint for non-AWS stores (Garage, MinIO, Ceph). Default: AWS.
+    pub s3_endpoint: Option<String>,
+    /// S3 access key id.
+    pub s3_access_key_id: String,
+    /// S3 secret access key.
+    pub s3_secret_access_key: Secret,
+    /// Allow plain-HTTP endpoints (local MinIO/Garage). Default false.
+    pub s3_allow_http: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key for access tokens. Default: generated once and kept in
+    /// `<data_dir>/secrets/jwt.key` (set it explicitly when running several api nodes).
+    pub jwt_secret: Secret,
+    /// Access-token lifetime in seconds. Default 900 (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Whether anyone may register an account. Default true.
+    pub open_registration: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest accepted upload body in bytes. Default 100 MiB.
+    pub max_upload_bytes: u64,
+    /// Largest accepted image area in pixels. Default 50,000,000.
+    pub max_pixels: u64,
+    /// Largest accepted image width or height. Default 12,000.
+    pub max_side: u32,
+    /// Most frames accepted in an animated image. Default 500.
+    pub max_frames: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs run at once by this process. Default: the number of cores.
+    pub concurrency: usize,
+    /// Seconds a claimed job is leased before another worker may take it over. Default 30.
+    pub lease_secs: u64,
+    /// Attempts before a job is dead-lettered. Default 5.
+    pub max_attempts: u32,
+    /// Milliseconds an idle worker waits before polling the queue again. Default 500.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Serve originals to anyone who may read the item, not only to its owner. Default false.
+    pub public_originals: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcSettings {
+    /// Seconds between garbage-collection sweeps run by the scheduler. Default 3600.
+    pub sweep_interval_secs: u64,
+    /// Temp files older than this many seconds are removed by the sweep. Default 86400.
+    pub tmp_max_age_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            roles: vec![Role::Api, Role::Worker, Role::Scheduler],
+            shutdown_grace_secs: 30,
+            database: DatabaseSettings::default(),
+            storage: StorageSettings::default(),
+            auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+            worker: WorkerSettings::default(),
+            delivery: DeliverySettings::default(),
+            gc: GcSettings::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: None,
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::default(),
+            access_token_ttl_secs: 900,
+            open_registration: true,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 100 * 1024 * 1024,
+            max_pixels: 50_000_000,
+            max_side: 12_000,
+            max_frames: 500,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            concurrency: cores,
+            lease_secs: 30,
+            max_attempts: 5,
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+impl Default for GcSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_secs: 3600,
+            tmp_max_age_secs: 86_400,
+        }
+    }
+}
+
+/// Command-line values that override every other layer (only those given).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseOverride>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DatabaseOverride {
+    pub url: String,
+}
+
+impl Settings {
+    /// Loads defaults ← `file` ← environment (`FRAMEHOUSE_LISTEN`, `FRAMEHOUSE_DATA_DIR`,
+    /// `FRAMEHOUSE_DATABASE_URL`, nested keys as `FRAMEHOUSE_LIMITS__MAX_PIXELS`) ← CLI.
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Settings, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                let message = format!("config file {} does not exist", path.display());
+                return Err(Box::new(figment::Error::from(message)));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("FRAMEHOUSE_")
+            .map(|key| match key.as_str() {
+                "database_url" => "database.url".into(),
+                other => other.replace("__", ".").into(),
+            })
+            .ignore(&["test_postgres_url", "test_skip_postgres"]);
+        figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL in force: the configured one, else SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) if !url.is_empty() => url.expose().to_string(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("framehouse.db").display()
+            ),
+        }
+    }
+
+    /// The effective configuration as TOML with secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut copy = self.clone();
+        // The URL is a Secret to keep it out of logs; show it with only its password masked.
+        let url = copy
+            .database
+            .url
+            .take()
+            .map(|u| mask_url_password(u.expose()));
+        let mut text = toml::to_string_pretty(&copy).unwrap_or_default();
+        let line = match url {
+            Some(url) => format!("url = {url:?}"),
+            None => format!("# url unset: {}", self.database_url()),
+        };
+        text = text.replacen("[database]\n", &format!("[database]\n{line}\n"), 1);
+        text
+    }
+}
+
+fn mask_url_password(url: &str) -> String {
+    // scheme://user:password@host → scheme://user:********@host
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            if let Some((user, _)) = creds.split_once(':') {
+                return format!("{scheme}://{user}:********@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_all_and_lists() {
+        assert_eq!(Role::parse_list("all").unwrap().len(), 3);
+        assert_eq!(
+            Role::parse_list("worker, api").unwrap(),
+            vec![Role::Api, Role::Worker]
+        );
+        assert!(Role::parse_list("web").is_err());
+    }
+
+    #[test]
+    fn secrets_and_url_passwords_are_masked() {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = Secret::new("topsecret");
+        s.database.url = Some(Secret::new("postgres://fh:hunter2@db/fh"));
+        let text = s.to_masked_toml();
+        assert!(
+            !text.contains("topsecret") && !text.contains("hunter2"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://fh:********@db/fh"), "{text}");
+        assert!(format!("{:?}", s.auth).contains("********"));
+    }
+}

@@ -1,0 +1,88 @@
+//! Wiring of the worker and scheduler roles: which job kinds this process runs, with
+//! duration metrics around every handler, and which periodic jobs it schedules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, Periodic, WorkerConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::media::{
+    GcBlobHandler, GcSweepHandler, ProcessImageHandler, GC_BLOB, GC_SWEEP, PROCESS_IMAGE,
+};
+use crate::AppState;
+
+/// Records `job_duration_seconds{kind,outcome}` around a handler.
+struct Timed<H> {
+    kind: &'static str,
+    inner: H,
+}
+
+#[async_trait::async_trait]
+impl<H: JobHandler> JobHandler for Timed<H> {
+    async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
+        let start = Instant::now();
+        let result = self.inner.run(job, ctx).await;
+        let outcome = match &result {
+            Ok(()) => "succeeded",
+            Err(JobError::Retryable(_)) => "retryable",
+            Err(JobError::Permanent(_)) => "permanent",
+        };
+        metrics::histogram!("job_duration_seconds", "kind" => self.kind, "outcome" => outcome)
+            .record(start.elapsed().as_secs_f64());
+        result
+    }
+}
+
+fn timed<H: JobHandler>(kind: &'static str, inner: H) -> (String, Arc<dyn JobHandler>) {
+    (kind.to_string(), Arc::new(Timed { kind, inner }))
+}
+
+pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
+    let s = &state.settings;
+    let handlers: HashMap<String, Arc<dyn JobHandler>> = [
+        timed(
+            PROCESS_IMAGE,
+            ProcessImageHandler {
+                db: state.db.clone(),
+                storage: state.storage.clone(),
+                presets: state.presets.clone(),
+            },
+        ),
+        timed(
+            GC_BLOB,
+            GcBlobHandler {
+                db: state.db.clone(),
+                storage: state.storage.clone(),
+            },
+        ),
+        timed(
+            GC_SWEEP,
+            GcSweepHandler {
+                db: state.db.clone(),
+                storage: state.storage.clone(),
+                tmp_max_age: Duration::from_secs(s.gc.tmp_max_age_secs),
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let lease = Duration::from_secs(s.worker.lease_secs.max(1));
+    let config = WorkerConfig {
+        concurrency: s.worker.concurrency.max(1),
+        lease,
+        heartbeat_every: lease / 3,
+        poll_interval: Duration::from_millis(s.worker.poll_interval_ms.max(10)),
+        shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
+        ..WorkerConfig::default()
+    };
+    queue::run_workers(state.queue.clone(), handlers, config, shutdown)
+}
+
+pub fn start_scheduler(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
+    let every = Duration::from_secs(state.settings.gc.sweep_interval_secs.max(1));
+    let periodics = vec![Periodic::new(GC_SWEEP, every, crate::media::gc_sweep_job())];
+    queue::run_scheduler(state.queue.clone(), periodics, shutdown)
+}

@@ -1,0 +1,186 @@
+//! Delivery: ETag/304, single ranges (206/416), HEAD, cache headers, GC.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::fixtures;
+use crate::helpers::{spawn_app, Backend};
+
+async fn conditional_range_and_head_requests_follow_http(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.user("alice").await;
+    let item = app
+        .upload_ok(&token, fixtures::jpeg(900, 600), "visibility=public")
+        .await;
+    let id = item["id"].as_str().unwrap();
+    app.wait_processed(&token, id).await;
+    let url = app.url(&format!("/media/{id}/small.webp"));
+
+    let full = app.client.get(&url).send().await.unwrap();
+    assert_eq!(full.status(), StatusCode::OK);
+    assert_eq!(full.headers()["content-type"], "image/webp");
+    assert_eq!(
+        full.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = full.headers()["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong etag {etag}"
+    );
+    let length: usize = full.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = full.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+
+    let not_modified = app
+        .client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(not_modified.headers()["etag"].to_str().unwrap(), etag);
+    assert!(not_modified.bytes().await.unwrap().is_empty());
+
+    let part = app
+        .client
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{length}").as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), body.slice(10..20));
+
+    let suffix = app
+        .client
+        .get(&url)
+        .header("range", "bytes=-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suffix.bytes().await.unwrap(), body.slice(length - 4..));
+
+    let beyond = app
+        .client
+        .get(&url)
+        .header("range", format!("bytes={length}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{length}").as_str()
+    );
+
+    let head = app.client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["content-length"],
+        length.to_string().as_str()
+    );
+    assert_eq!(head.headers()["etag"].to_str().unwrap(), etag);
+
+    let original = app
+        .get(Some(&token), &format!("/media/{id}/original"))
+        .await;
+    assert_eq!(original.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        original.headers()["etag"].to_str().unwrap(),
+        format!("\"{}\"", item["sha256"].as_str().unwrap())
+    );
+
+    // Private items are never cached by shared caches.
+    let private = app.upload_ok(&token, fixtures::jpeg(901, 600), "").await;
+    let pid = private["id"].as_str().unwrap();
+    app.wait_processed(&token, pid).await;
+    let resp = app
+        .get(Some(&token), &format!("/media/{pid}/thumb.jpg"))
+        .await;
+    assert_eq!(resp.headers()["cache-control"], "private, no-store");
+    assert_eq!(
+        app.get(Some(&token), &format!("/media/{pid}/thumb.gif"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(Some(&token), &format!("/media/{pid}/huge.jpg"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let bytes = fixtures::jpeg(700, 500);
+    let a: Value = app.upload_ok(&alice, bytes.clone(), "").await;
+    let b: Value = app.upload_ok(&bob, bytes, "").await;
+    app.wait_processed(&alice, a["id"].as_str().unwrap()).await;
+    assert_eq!(
+        app.files_under("objects").len(),
+        7,
+        "original + 6 derivatives"
+    );
+
+    let del = |token: String, id: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .delete(app.url(&format!("/api/v1/media/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    del(alice.clone(), a["id"].as_str().unwrap().to_string()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.files_under("objects").len(),
+        7,
+        "still referenced by bob's item"
+    );
+    let still: Value = app
+        .get_item(Some(&bob), b["id"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "ready");
+
+    del(bob.clone(), b["id"].as_str().unwrap().to_string()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !app.files_under("objects").is_empty() || app.count("blobs").await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "GC did not run: {:?}",
+            app.files_under("objects")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count("variants").await, 0);
+}
+
+both_backends!(
+    conditional_range_and_head_requests_follow_http,
+    deleting_the_last_reference_collects_blob_and_derivatives
+);

@@ -1,0 +1,8 @@
+//! API integration tests: the real router and workers over real SQLite and PostgreSQL.
+
+mod access;
+mod delivery;
+mod fixtures;
+mod helpers;
+mod ingest;
+mod ops;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Start the servers the test suite needs (PostgreSQL for now) on free loopback ports
+# inside a temp dir, run the given command with their URLs exported, then stop them.
+# Usage: scripts/with-test-services.sh cargo test --workspace
+set -euo pipefail
+
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+  echo "PostgreSQL server binaries not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/framehouse-test.XXXXXX")
+chmod 755 "$tmp"
+# initdb refuses to run as root: run the server as the unprivileged postgres user then.
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  as_pg=(runuser -u postgres --)
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+pg_port=$(free_port)
+mkdir -p "$tmp/pg" "$tmp/pgsock"
+[ "$(id -u)" = 0 ] && chown postgres "$tmp/pg" "$tmp/pgsock"
+
+cleanup() {
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+"${as_pg[@]}" "$pg_bin/initdb" -D "$tmp/pg/data" -U framehouse --auth=trust -E UTF8 --no-locale >"$tmp/initdb.log" 2>&1 \
+  || { cat "$tmp/initdb.log" >&2; exit 1; }
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/server.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $tmp/pgsock -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null || { cat "$tmp/pg/server.log" >&2; exit 1; }
+
+export FRAMEHOUSE_TEST_POSTGRES_URL="postgres://framehouse@127.0.0.1:$pg_port/postgres"
+echo "test services: PostgreSQL at 127.0.0.1:$pg_port" >&2
+"$@"
