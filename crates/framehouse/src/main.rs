@@ -161,8 +161,10 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("FRAMEHOUSE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let json = std::env::var("FRAMEHOUSE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

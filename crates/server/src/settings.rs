@@ -302,7 +302,15 @@ impl Settings {
                 "database_url" => "database.url".into(),
                 other => other.replace("__", ".").into(),
             })
-            .ignore(&["test_postgres_url", "test_skip_postgres"]);
+            // Variables read elsewhere (logging, the config path, the test harness).
+            .ignore(&[
+                "log",
+                "log_format",
+                "config",
+                "test_postgres_url",
+                "test_skip_postgres",
+                "test_echo",
+            ]);
         figment
             .merge(env)
             .merge(Serialized::defaults(overrides))

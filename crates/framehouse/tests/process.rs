@@ -1,0 +1,364 @@
+//! The real binary as a process: crash with `kill -9` mid-job, graceful SIGTERM during an
+//! upload and during a job. Each scenario runs on SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `framehouse serve` and waits for its "serving" log line to learn the port.
+    fn start(data_dir: &Path, db_url: &str, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_framehouse"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--database-url", db_url])
+            .env(
+                "FRAMEHOUSE_AUTH__JWT_SECRET",
+                "process-test-secret-process-test-secret",
+            )
+            .env("FRAMEHOUSE_WORKER__POLL_INTERVAL_MS", "50")
+            .env("FRAMEHOUSE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn framehouse");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                }
+                if std::env::var("FRAMEHOUSE_TEST_ECHO").is_ok() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server announced its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal server");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn database_url(backend: Backend, data_dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("framehouse.db").display()
+        ),
+        Backend::Postgres => {
+            let admin = std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL")
+                .expect("FRAMEHOUSE_TEST_POSTGRES_URL is not set: run `make test`");
+            sqlx::any::install_default_drivers();
+            let name = format!("fh_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+    }
+}
+
+fn skip(backend: Backend) -> bool {
+    matches!(backend, Backend::Postgres)
+        && std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL").is_err()
+        && std::env::var("FRAMEHOUSE_TEST_SKIP_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A noisy JPEG: big enough that processing takes a noticeable moment.
+fn photo(seed: u32, w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503) ^ seed.wrapping_mul(97)) as u8;
+        image::Rgb([v, v.wrapping_add((x / 7) as u8), (y / 5) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+async fn token(client: &reqwest::Client, base: &str) -> String {
+    let creds = json!({ "username": "alice", "password": "correct horse battery" });
+    let _ = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_string()
+}
+
+async fn upload(client: &reqwest::Client, base: &str, token: &str, bytes: Vec<u8>) -> Value {
+    let resp = client
+        .post(format!("{base}/api/v1/media"))
+        .bearer_auth(token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    resp.json().await.unwrap()
+}
+
+async fn item(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/api/v1/media/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_all_ready(client: &reqwest::Client, base: &str, token: &str, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in ids {
+        loop {
+            let it = item(client, base, token, id).await;
+            if it["status"] == "ready" {
+                break;
+            }
+            assert_ne!(it["status"], "failed", "{it}");
+            assert!(
+                Instant::now() < deadline,
+                "item {id} never became ready: {it}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn kill_9_mid_jobs_loses_nothing(backend: Backend) {
+    if skip(backend) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let env = [
+        ("FRAMEHOUSE_WORKER__CONCURRENCY", "1"),
+        ("FRAMEHOUSE_WORKER__LEASE_SECS", "2"),
+    ];
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), &db, &env);
+    let token = token(&client, &server.base).await;
+    let mut uploaded = Vec::new();
+    for seed in 0..6 {
+        let bytes = photo(seed, 2400, 1600);
+        let it = upload(&client, &server.base, &token, bytes.clone()).await;
+        uploaded.push((
+            it["id"].as_str().unwrap().to_string(),
+            hex::encode(Sha256::digest(&bytes)),
+        ));
+    }
+    server.signal(Signal::SIGKILL);
+    server.wait_exit(Duration::from_secs(10));
+
+    let mut server = Server::start(dir.path(), &db, &env);
+    let pending = {
+        let it = item(&client, &server.base, &token, &uploaded.last().unwrap().0).await;
+        it["status"] == "processing"
+    };
+    assert!(
+        pending,
+        "the kill came after all jobs had finished; the test proves nothing"
+    );
+    let ids: Vec<String> = uploaded.iter().map(|(id, _)| id.clone()).collect();
+    wait_all_ready(&client, &server.base, &token, &ids).await;
+    for (id, sha) in &uploaded {
+        let bytes = client
+            .get(format!("{}/media/{id}/original", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            &hex::encode(Sha256::digest(&bytes)),
+            sha,
+            "original of {id} intact"
+        );
+    }
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), 0);
+}
+
+async fn sigterm_during_an_upload_lets_it_finish_and_exits_zero(backend: Backend) {
+    if skip(backend) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), &db, &[]);
+    let token = token(&client, &server.base).await;
+    let bytes = photo(7, 1600, 1200);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let request = client
+        .post(format!("{}/api/v1/media", server.base))
+        .bearer_auth(&token)
+        .header("content-length", bytes.len().to_string())
+        .body(body)
+        .send();
+    let pending = tokio::spawn(request);
+    let half = bytes.len() / 2;
+    tx.send(Ok(bytes[..half].to_vec())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(Ok(bytes[half..].to_vec())).await.unwrap();
+    drop(tx);
+    let resp = pending
+        .await
+        .unwrap()
+        .expect("the in-flight upload is answered");
+    assert_eq!(
+        resp.status(),
+        202,
+        "in-flight upload completes during shutdown"
+    );
+    let it: Value = resp.json().await.unwrap();
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), 0);
+
+    // After a restart the acknowledged upload is intact and gets processed.
+    let server = Server::start(dir.path(), &db, &[]);
+    let id = it["id"].as_str().unwrap().to_string();
+    wait_all_ready(&client, &server.base, &token, std::slice::from_ref(&id)).await;
+    let original = client
+        .get(format!("{}/media/{id}/original", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(original.bytes().await.unwrap().to_vec(), bytes);
+}
+
+async fn sigterm_during_a_job_finishes_or_reruns_it(backend: Backend) {
+    if skip(backend) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let env = [
+        ("FRAMEHOUSE_WORKER__CONCURRENCY", "1"),
+        ("FRAMEHOUSE_SHUTDOWN_GRACE_SECS", "10"),
+    ];
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), &db, &env);
+    let token = token(&client, &server.base).await;
+    let mut ids = Vec::new();
+    for seed in 0..3 {
+        let it = upload(&client, &server.base, &token, photo(seed + 20, 2400, 1600)).await;
+        ids.push(it["id"].as_str().unwrap().to_string());
+    }
+    server.signal(Signal::SIGTERM);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(30)),
+        0,
+        "graceful exit code"
+    );
+    let server = Server::start(dir.path(), &db, &env);
+    wait_all_ready(&client, &server.base, &token, &ids).await;
+}
+
+/// Adapts a channel receiver into the stream reqwest wants for a streaming body.
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+macro_rules! both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    kill_9_mid_jobs_loses_nothing,
+    sigterm_during_an_upload_lets_it_finish_and_exits_zero,
+    sigterm_during_a_job_finishes_or_reruns_it,
+);
