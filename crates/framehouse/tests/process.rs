@@ -362,3 +362,97 @@ both_backends!(
     sigterm_during_an_upload_lets_it_finish_and_exits_zero,
     sigterm_during_a_job_finishes_or_reruns_it,
 );
+
+#[test]
+fn config_prints_the_effective_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("framehouse.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n[limits]\nmax_pixels = 1234\n[auth]\njwt_secret = \"file-secret\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_framehouse"))
+        .args(["config", "--config"])
+        .arg(&file)
+        .args(["--database-url", "postgres://fh:hunter2@db.internal/fh"])
+        .env("FRAMEHOUSE_LIMITS__MAX_SIDE", "777")
+        .env("FRAMEHOUSE_LISTEN", "127.0.0.1:7777")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Precedence: file < environment < flags.
+    assert!(text.contains("listen = \"127.0.0.1:7777\""), "{text}");
+    assert!(
+        text.contains("max_pixels = 1234") && text.contains("max_side = 777"),
+        "{text}"
+    );
+    assert!(
+        text.contains("url = \"postgres://fh:********@db.internal/fh\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("file-secret") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn user_create_admin_bootstraps_an_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut create = Command::new(env!("CARGO_BIN_EXE_framehouse"))
+        .args([
+            "user",
+            "create",
+            "--admin",
+            "--username",
+            "root",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin password 1\n")
+        .unwrap();
+    assert!(create.wait_with_output().unwrap().status.success());
+    let migrate = Command::new(env!("CARGO_BIN_EXE_framehouse"))
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(migrate.status.success());
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("framehouse.db").display()
+    );
+    let server = Server::start(dir.path(), &db, &[]);
+    let client = reqwest::Client::new();
+    let creds = json!({ "username": "root", "password": "admin password 1" });
+    let login: Value = client
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    // Only admins may list jobs.
+    let jobs = client
+        .get(format!("{}/api/v1/jobs?state=succeeded", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), 200);
+}

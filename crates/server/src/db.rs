@@ -28,10 +28,14 @@ impl Db {
                     std::fs::create_dir_all(dir).ok();
                 }
             }
-            // sqlx opens SQLite in WAL mode with synchronous=FULL; writers queue behind
-            // each other, so give them a generous busy timeout.
+            // WAL lets readers run beside the one writer; synchronous=FULL keeps every
+            // commit durable (a 2xx means durable). Writers queue behind each other, so
+            // they get a generous busy timeout.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 30000").await?;
                     Ok(())
                 })

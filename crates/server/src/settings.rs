@@ -84,7 +84,9 @@ pub struct Settings {
     pub listen: String,
     /// Directory for the SQLite file, the local object store and temp files. Default `./data`.
     pub data_dir: PathBuf,
-    /// Roles this process runs: any of `api`, `worker`, `scheduler`. Default all three.
+    /// Roles this process runs: any of `api`, `worker`, `scheduler` (a list, or a
+    /// comma-separated string such as `FRAMEHOUSE_ROLES=api,worker`). Default all three.
+    #[serde(deserialize_with = "roles_from_list_or_text")]
     pub roles: Vec<Role>,
     /// Seconds running jobs and requests get to finish on SIGTERM/SIGINT. Default 30.
     pub shutdown_grace_secs: u64,
@@ -95,6 +97,19 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub delivery: DeliverySettings,
     pub gc: GcSettings,
+}
+
+fn roles_from_list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Roles {
+        Text(String),
+        List(Vec<Role>),
+    }
+    match Roles::deserialize(d)? {
+        Roles::Text(text) => Role::parse_list(&text).map_err(serde::de::Error::custom),
+        Roles::List(list) => Ok(list),
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -298,7 +313,7 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         let env = Env::prefixed("FRAMEHOUSE_")
-            .map(|key| match key.as_str() {
+            .map(|key| match key.as_str().to_ascii_lowercase().as_str() {
                 "database_url" => "database.url".into(),
                 other => other.replace("__", ".").into(),
             })
@@ -372,6 +387,19 @@ mod tests {
             vec![Role::Api, Role::Worker]
         );
         assert!(Role::parse_list("web").is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type, not ours
+    fn roles_come_from_a_comma_separated_environment_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FRAMEHOUSE_ROLES", "worker,scheduler");
+            jail.set_env("FRAMEHOUSE_DATABASE_URL", "postgres://db/fh");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.roles, vec![Role::Worker, Role::Scheduler]);
+            assert_eq!(s.database_url(), "postgres://db/fh");
+            Ok(())
+        });
     }
 
     #[test]

@@ -336,7 +336,10 @@ async fn store(
             if repo::insert_blob(&mut tx, &blob).await? {
                 let job = state
                     .queue
-                    .enqueue_in(&mut tx, process::process_job(&blob_id))
+                    .enqueue_in(
+                        &mut tx,
+                        process::process_job(&blob_id, state.settings.worker.max_attempts),
+                    )
                     .await?;
                 repo::set_blob_job(&mut tx, &blob_id, &job.to_string()).await?;
             } else {

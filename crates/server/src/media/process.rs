@@ -20,10 +20,11 @@ struct Payload {
     blob_id: String,
 }
 
-pub fn process_job(blob_id: &str) -> NewJob {
+pub fn process_job(blob_id: &str, max_attempts: u32) -> NewJob {
     NewJob::new(PROCESS_IMAGE, serde_json::json!({ "blob_id": blob_id }))
         .priority(PRIORITY_INTERACTIVE)
         .unique_key(format!("process:{blob_id}"))
+        .max_attempts(max_attempts.max(1))
 }
 
 pub fn variant_key(blob_id: &str, preset: &str, ext: &str) -> String {

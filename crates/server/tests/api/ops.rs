@@ -9,6 +9,13 @@ use crate::helpers::{spawn_app, Backend};
 
 async fn operations_endpoints_report_health_metrics_and_the_api(backend: Backend) {
     let app = spawn_app(backend).await;
+    if let Backend::Sqlite = backend {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal", "SQLite runs in WAL mode");
+    }
     assert_eq!(app.get(None, "/healthz").await.status(), StatusCode::OK);
     let ready: Value = app.get(None, "/readyz").await.json().await.unwrap();
     assert_eq!(

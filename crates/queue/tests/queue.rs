@@ -1,0 +1,36 @@
+//! Integration tests of the queue against real SQLite and real PostgreSQL: every
+//! scenario runs once per backend, each on a fresh database.
+
+/// Expands to `sqlite::<scenario>` and `postgres::<scenario>` tests for each scenario
+/// `async fn <scenario>(db: TestDb)` of the invoking module.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    super::$scenario(crate::support::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    if let Some(db) = crate::support::postgres().await {
+                        super::$scenario(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+// The crate root is tests/queue.rs, so its modules live in tests/queue/ by path; a plain
+// tests/*.rs file would become a test binary of its own.
+#[path = "queue/runtime.rs"]
+mod runtime;
+#[path = "queue/store.rs"]
+mod store;
+#[path = "queue/support.rs"]
+mod support;
