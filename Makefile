@@ -31,3 +31,5 @@ fmt:
 bench:
 	scripts/install-deps.sh bench
 	bench/presets.sh
+	bench/upload.sh
+	bench/delivery.sh

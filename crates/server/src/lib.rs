@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::{HeaderName, Request};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub queue: queue::Queue,
     pub jwt: Arc<JwtKeys>,
     pub presets: Arc<Vec<imaging::PresetSpec>>,
+    pub delivery_cache: media::DeliveryCache,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -56,6 +58,7 @@ impl AppState {
         Ok(AppState {
             jwt: Arc::new(JwtKeys::new(&secret, settings.auth.access_token_ttl_secs)),
             presets: Arc::new(imaging::default_presets()),
+            delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
             metrics: ops::prometheus(),
             settings: Arc::new(settings),
             db,
@@ -153,8 +156,15 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, ?roles, "serving");
         let app = router(state);
         let token = shutdown.clone();
+        // Without TCP_NODELAY a keep-alive response written as headers + body waits on
+        // the peer's delayed ACK (~40 ms per request).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { token.cancelled().await });

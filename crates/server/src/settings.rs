@@ -178,11 +178,22 @@ pub struct WorkerSettings {
     pub poll_interval_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {
     /// Serve originals to anyone who may read the item, not only to its owner. Default false.
     pub public_originals: bool,
+    /// Bytes of small derivatives kept in memory for hot delivery. Default 64 MiB.
+    pub cache_bytes: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            public_originals: false,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

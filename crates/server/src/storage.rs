@@ -121,6 +121,15 @@ impl Storage {
         self.store.get_opts(&ObjectPath::from(key), options).await
     }
 
+    /// The whole object in memory (for small objects): one blocking read when local.
+    pub async fn get_bytes(&self, key: &str) -> anyhow::Result<Bytes> {
+        if let Some(path) = self.local_path(key) {
+            let data = tokio::task::spawn_blocking(move || std::fs::read(path)).await??;
+            return Ok(Bytes::from(data));
+        }
+        Ok(self.get(key, None).await?.bytes().await?)
+    }
+
     /// Copies `key` into a new temp file (or returns the local file itself) for tools
     /// that need a path. The second value says whether the caller must delete the path.
     pub async fn fetch_to_path(&self, key: &str) -> anyhow::Result<(PathBuf, bool)> {

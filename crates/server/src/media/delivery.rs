@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 
 use super::ingest::original_key;
 use super::process::variant_key;
-use super::{can_read, format_mime, repo};
+use super::{can_read, format_mime};
 use crate::error::{AppError, AppResult};
 use crate::identity::Viewer;
 use crate::AppState;
@@ -37,7 +37,8 @@ pub async fn get_file(
     headers: HeaderMap,
     Path((id, file)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let item = match repo::item(&state.db, &id).await? {
+    let cache = &state.delivery_cache;
+    let item = match cache.item(&state.db, &id).await? {
         Some(item) if can_read(&item, &viewer) => item,
         _ => return Err(AppError::not_found("media item")),
     };
@@ -64,7 +65,8 @@ pub async fn get_file(
             "jpg" => "image/jpeg",
             _ => return Err(AppError::not_found("variant")),
         };
-        let variant = repo::variant(&state.db, &item.blob_id, preset, ext)
+        let variant = cache
+            .variant(&state.db, &item.blob_id, preset, ext)
             .await?
             .ok_or_else(|| {
                 let why = if item.status == "processing" {
@@ -77,7 +79,7 @@ pub async fn get_file(
         Target {
             key: variant_key(&item.blob_id, preset, ext),
             size: variant.size as u64,
-            etag: variant.etag,
+            etag: variant.etag.clone(),
             mime,
         }
     };
@@ -145,6 +147,17 @@ async fn respond(
     out.insert(header::CONTENT_LENGTH, header_value(&length.to_string())?);
     if method == Method::HEAD {
         return Ok((status, out).into_response());
+    }
+    let cache = &state.delivery_cache;
+    if let Some(bytes) = cache
+        .small_object(&state.storage, &target.key, target.size)
+        .await?
+    {
+        let bytes = match range {
+            Some(r) => bytes.slice(r.start as usize..r.end as usize),
+            None => bytes,
+        };
+        return Ok((status, out, Body::from(bytes)).into_response());
     }
     let got = state.storage.get(&target.key, range).await?;
     let body = Body::from_stream(got.into_stream().map_err(std::io::Error::other));

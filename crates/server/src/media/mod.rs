@@ -1,5 +1,6 @@
 //! Media items: upload (ingest), the item API, background processing, delivery and GC.
 
+mod cache;
 pub(crate) mod delivery;
 mod gc;
 pub(crate) mod ingest;
@@ -17,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{AppError, AppResult, ErrorBody};
 use crate::identity::{Caller, Viewer};
 use crate::AppState;
+pub use cache::DeliveryCache;
 pub use gc::{gc_sweep_job, GcBlobHandler, GcSweepHandler, GC_BLOB, GC_SWEEP};
 pub use process::{ProcessImageHandler, PROCESS_IMAGE};
 use repo::{ItemRow, VariantRow};
@@ -149,17 +151,7 @@ impl MediaItem {
 }
 
 pub fn format_mime(format: &str) -> &'static str {
-    match format {
-        "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "tiff" => "image/tiff",
-        "bmp" => "image/bmp",
-        "avif" => "image/avif",
-        "heic" => "image/heic",
-        _ => "application/octet-stream",
-    }
+    imaging::ImageFormat::parse(format).map_or("application/octet-stream", |f| f.mime())
 }
 
 fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
@@ -337,6 +329,7 @@ pub async fn update_media(
     }
     item.updated_at = crate::db::now_ms();
     repo::update_item(&state.db, &item).await?;
+    state.delivery_cache.invalidate_item(&item.id).await;
     Ok(Json(item_json(&state, item).await?))
 }
 
@@ -360,6 +353,7 @@ pub async fn delete_media(
         .enqueue_in(&mut tx, gc::gc_blob_job(&item.blob_id))
         .await?;
     tx.commit().await?;
+    state.delivery_cache.invalidate_item(&item.id).await;
     state.queue.notify();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -180,7 +180,36 @@ async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Back
     assert_eq!(app.count("variants").await, 0);
 }
 
+async fn making_an_item_private_stops_anonymous_delivery_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.user("alice").await;
+    let item = app
+        .upload_ok(&token, fixtures::jpeg(500, 400), "visibility=public")
+        .await;
+    let id = item["id"].as_str().unwrap();
+    app.wait_processed(&token, id).await;
+    let path = format!("/media/{id}/thumb.webp");
+    assert_eq!(app.get(None, &path).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get(None, &path).await.status(),
+        StatusCode::OK,
+        "served from the cache"
+    );
+    let resp = app
+        .client
+        .patch(app.url(&format!("/api/v1/media/{id}")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "visibility": "private" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(app.get(None, &path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(Some(&token), &path).await.status(), StatusCode::OK);
+}
+
 both_backends!(
+    making_an_item_private_stops_anonymous_delivery_at_once,
     conditional_range_and_head_requests_follow_http,
     deleting_the_last_reference_collects_blob_and_derivatives
 );
