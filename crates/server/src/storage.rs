@@ -160,6 +160,17 @@ impl Storage {
         }
     }
 
+    /// Keys under `prefix/` with their last-modified time (epoch ms).
+    pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        let prefix = ObjectPath::from(prefix);
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.last_modified.timestamp_millis()))
+            .collect())
+    }
+
     /// Deletes every object under `prefix/`.
     pub async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<()> {
         let prefix = ObjectPath::from(prefix);

@@ -80,10 +80,52 @@ impl JobHandler for GcSweepHandler {
         for blob_id in repo::orphan_blobs(&self.db, 1000).await.map_err(retry)? {
             collect_blob(&self.db, &self.storage, &blob_id).await?;
         }
+        remove_rowless_objects(&self.db, &self.storage, self.tmp_max_age)
+            .await
+            .map_err(retry)?;
         remove_stale_temp_files(self.storage.tmp_dir(), self.tmp_max_age)
             .await
             .map_err(retry)
     }
+}
+
+/// Objects whose blob row never committed (a crash between moving the upload into the
+/// store and the transaction) or is gone. Only objects older than `min_age` are
+/// considered, so an upload in flight is never touched.
+async fn remove_rowless_objects(
+    db: &Db,
+    storage: &Storage,
+    min_age: Duration,
+) -> anyhow::Result<()> {
+    let cutoff = crate::db::now_ms() - min_age.as_millis() as i64;
+    for prefix in ["originals", "derivatives"] {
+        let old: Vec<(String, String)> = storage
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter(|(_, modified)| *modified < cutoff)
+            .filter_map(|(key, _)| {
+                let blob = key
+                    .strip_prefix(prefix)?
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()?
+                    .to_string();
+                Some((key, blob))
+            })
+            .collect();
+        for chunk in old.chunks(500) {
+            let ids: Vec<&str> = chunk.iter().map(|(_, blob)| blob.as_str()).collect();
+            let live = repo::existing_blob_ids(db, &ids).await?;
+            for (key, blob) in chunk {
+                if !live.contains(blob) {
+                    tracing::info!(key, "removing an object without a blob row");
+                    storage.delete(key).await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn remove_stale_temp_files(dir: &std::path::Path, max_age: Duration) -> std::io::Result<()> {

@@ -303,6 +303,25 @@ pub async fn orphan_blobs(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Erro
     rows.iter().map(|r| r.try_get("id")).collect()
 }
 
+/// Which of `ids` have a blob row.
+pub async fn existing_blob_ids(db: &Db, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT id FROM blobs WHERE id IN ({})", marks.join(", "));
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
+
 /// Deletes the blob row (and, by cascade, its variant rows) if nothing references it.
 pub async fn delete_blob_if_orphan(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(

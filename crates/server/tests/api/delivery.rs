@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::fixtures;
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, spawn_app_with, Backend};
 
 async fn conditional_range_and_head_requests_follow_http(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -213,3 +213,54 @@ both_backends!(
     conditional_range_and_head_requests_follow_http,
     deleting_the_last_reference_collects_blob_and_derivatives
 );
+
+async fn the_sweep_removes_rowless_objects_and_stale_temp_files_only(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.gc.tmp_max_age_secs = 0).await;
+    let sweeps_done = |n: i64| {
+        let app = &app;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while app
+                .count("jobs WHERE kind = 'gc_sweep' AND state = 'succeeded'")
+                .await
+                < n
+            {
+                assert!(Instant::now() < deadline, "sweep {n} did not run");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The scheduler's first sweep runs at start; wait for it so it cannot meet our upload.
+    sweeps_done(1).await;
+    let token = app.user("alice").await;
+    let item = app.upload_ok(&token, fixtures::jpeg(640, 480), "").await;
+    app.wait_processed(&token, item["id"].as_str().unwrap())
+        .await;
+    let live = app.files_under("objects");
+    assert_eq!(live.len(), 7);
+    let stray = app.data_dir.join("objects/originals/0000-no-such-blob");
+    std::fs::write(&stray, b"left by a crash").unwrap();
+    let stray_derivative = app
+        .data_dir
+        .join("objects/derivatives/0000-no-such-blob/thumb.webp");
+    std::fs::create_dir_all(stray_derivative.parent().unwrap()).unwrap();
+    std::fs::write(&stray_derivative, b"left by a crash").unwrap();
+    let temp = app.data_dir.join("tmp/upload-crashed.part");
+    std::fs::write(&temp, b"half an upload").unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    app.state
+        .queue
+        .enqueue(server::media::gc_sweep_job())
+        .await
+        .unwrap();
+    sweeps_done(2).await;
+    assert!(!stray.exists() && !stray_derivative.exists() && !temp.exists());
+    let mut after = app.files_under("objects");
+    let mut before = live;
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "live objects untouched");
+}
+
+both_backends!(the_sweep_removes_rowless_objects_and_stale_temp_files_only);
