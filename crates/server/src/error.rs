@@ -52,6 +52,9 @@ impl AppError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
+    pub fn forbidden_code(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -89,8 +92,9 @@ impl IntoResponse for AppError {
                 message,
             } => error_response(status, code, &message),
             AppError::Busy { retry_after_secs } => {
+                // 429, not 503: the server is healthy, this request just has to wait.
                 let mut resp = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::TOO_MANY_REQUESTS,
                     "overloaded",
                     "the server is busy; retry shortly",
                 );

@@ -10,6 +10,7 @@ pub mod media;
 pub mod ops;
 pub mod settings;
 pub mod storage;
+pub mod transform;
 mod workers;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub presets: Arc<Vec<imaging::PresetSpec>>,
     pub delivery_cache: media::DeliveryCache,
+    pub transforms: Arc<transform::TransformEngine>,
+    pub similar: Arc<media::SimilarIndex>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -53,12 +56,17 @@ impl AppState {
         let db = Db::connect(&settings.database_url(), settings.database.max_connections).await?;
         db.migrate().await?;
         let storage = Storage::from_settings(&settings)?;
-        let secret = jwt_secret(&settings)?;
+        let jwt_key = secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?;
+        let url_key = secret(&settings, "url.key", "")?;
+        let transforms =
+            transform::TransformEngine::new(&settings, db.clone(), storage.clone(), url_key)?;
         let queue = queue::Queue::new(db.pool.clone(), db.backend);
         Ok(AppState {
-            jwt: Arc::new(JwtKeys::new(&secret, settings.auth.access_token_ttl_secs)),
+            jwt: Arc::new(JwtKeys::new(&jwt_key, settings.auth.access_token_ttl_secs)),
             presets: Arc::new(imaging::default_presets()),
             delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
+            transforms: Arc::new(transforms),
+            similar: Arc::default(),
             metrics: ops::prometheus(),
             settings: Arc::new(settings),
             db,
@@ -69,12 +77,12 @@ impl AppState {
 }
 
 /// The configured key, or one generated on first start and kept in the data dir.
-fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    if !settings.auth.jwt_secret.is_empty() {
-        return Ok(settings.auth.jwt_secret.expose().as_bytes().to_vec());
+fn secret(settings: &Settings, file: &str, configured: &str) -> anyhow::Result<Vec<u8>> {
+    if !configured.is_empty() {
+        return Ok(configured.as_bytes().to_vec());
     }
     let dir = settings.data_dir.join("secrets");
-    let path = dir.join("jwt.key");
+    let path = dir.join(file);
     if let Ok(existing) = std::fs::read(&path) {
         if existing.len() >= 32 {
             return Ok(existing);
@@ -104,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         app = app
             .merge(identity::router())
             .merge(media::router())
+            .merge(transform::router())
             .merge(jobs::router());
     }
     app.layer(axum::middleware::from_fn(ops::track_requests))

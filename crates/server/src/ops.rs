@@ -114,7 +114,10 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         crate::media::list_media,
         crate::media::update_media,
         crate::media::delete_media,
+        crate::media::similar::similar_media,
         crate::media::delivery::get_file,
+        crate::transform::get_transform,
+        crate::transform::create_signed_url,
         crate::jobs::get_job,
         crate::jobs::list_jobs,
         healthz,
@@ -123,7 +126,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         openapi_json,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "jobs"), (name = "operations"))
+    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

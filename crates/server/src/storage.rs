@@ -130,6 +130,22 @@ impl Storage {
         Ok(self.get(key, None).await?.bytes().await?)
     }
 
+    /// Like [`Storage::get_bytes`], but `None` when the object does not exist.
+    pub async fn get_bytes_if_exists(&self, key: &str) -> anyhow::Result<Option<Bytes>> {
+        if let Some(path) = self.local_path(key) {
+            return match tokio::task::spawn_blocking(move || std::fs::read(path)).await? {
+                Ok(data) => Ok(Some(Bytes::from(data))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match self.get(key, None).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Copies `key` into a new temp file (or returns the local file itself) for tools
     /// that need a path. The second value says whether the caller must delete the path.
     pub async fn fetch_to_path(&self, key: &str) -> anyhow::Result<(PathBuf, bool)> {

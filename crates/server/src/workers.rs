@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use queue::{ClaimedJob, JobContext, JobError, JobHandler, Periodic, WorkerConfig};
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, WorkerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,28 @@ fn timed<H: JobHandler>(kind: &'static str, inner: H) -> (String, Arc<dyn JobHan
     (kind.to_string(), Arc::new(Timed { kind, inner }))
 }
 
+const TRANSFORM_GC: &str = "transform_gc";
+
+/// Removes stored transform results not requested for `transform.unused_days`.
+struct TransformGcHandler {
+    transforms: Arc<crate::transform::TransformEngine>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for TransformGcHandler {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let removed = self
+            .transforms
+            .remove_unused()
+            .await
+            .map_err(JobError::retryable)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed unused transform results");
+        }
+        Ok(())
+    }
+}
+
 pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
     let s = &state.settings;
     let handlers: HashMap<String, Arc<dyn JobHandler>> = [
@@ -49,6 +71,7 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
                 db: state.db.clone(),
                 storage: state.storage.clone(),
                 presets: state.presets.clone(),
+                transforms: state.transforms.clone(),
             },
         ),
         timed(
@@ -56,6 +79,12 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
             GcBlobHandler {
                 db: state.db.clone(),
                 storage: state.storage.clone(),
+            },
+        ),
+        timed(
+            TRANSFORM_GC,
+            TransformGcHandler {
+                transforms: state.transforms.clone(),
             },
         ),
         timed(
@@ -83,6 +112,13 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
 
 pub fn start_scheduler(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
     let every = Duration::from_secs(state.settings.gc.sweep_interval_secs.max(1));
-    let periodics = vec![Periodic::new(GC_SWEEP, every, crate::media::gc_sweep_job())];
+    let periodics = vec![
+        Periodic::new(GC_SWEEP, every, crate::media::gc_sweep_job()),
+        Periodic::new(
+            TRANSFORM_GC,
+            every,
+            NewJob::new(TRANSFORM_GC, serde_json::json!({})),
+        ),
+    ];
     queue::run_scheduler(state.queue.clone(), periodics, shutdown)
 }

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::ingest::original_key;
@@ -17,11 +18,13 @@ use crate::identity::Viewer;
 use crate::AppState;
 
 /// What one URL resolves to in the store.
-struct Target {
-    key: String,
-    size: u64,
-    etag: String,
-    mime: &'static str,
+pub(crate) struct Target {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub mime: &'static str,
+    /// The bytes when the caller already has them (transform results).
+    pub bytes: Option<Bytes>,
 }
 
 #[utoipa::path(get, path = "/media/{id}/{file}", tag = "delivery",
@@ -55,6 +58,7 @@ pub async fn get_file(
             size: item.size as u64,
             etag: item.sha256.clone(),
             mime: format_mime(&item.format),
+            bytes: None,
         }
     } else {
         let (preset, ext) = file
@@ -81,6 +85,7 @@ pub async fn get_file(
             size: variant.size as u64,
             etag: variant.etag.clone(),
             mime,
+            bytes: None,
         }
     };
     let cache = if item.visibility == "public" {
@@ -91,7 +96,7 @@ pub async fn get_file(
     respond(&state, &method, &headers, target, cache).await
 }
 
-async fn respond(
+pub(crate) async fn respond(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
@@ -148,11 +153,16 @@ async fn respond(
     if method == Method::HEAD {
         return Ok((status, out).into_response());
     }
-    let cache = &state.delivery_cache;
-    if let Some(bytes) = cache
-        .small_object(&state.storage, &target.key, target.size)
-        .await?
-    {
+    let in_memory = match target.bytes {
+        Some(bytes) => Some(bytes),
+        None => {
+            state
+                .delivery_cache
+                .small_object(&state.storage, &target.key, target.size)
+                .await?
+        }
+    };
+    if let Some(bytes) = in_memory {
         let bytes = match range {
             Some(r) => bytes.slice(r.start as usize..r.end as usize),
             None => bytes,

@@ -6,6 +6,7 @@ mod gc;
 pub(crate) mod ingest;
 mod process;
 pub mod repo;
+pub(crate) mod similar;
 mod structure;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -22,6 +23,7 @@ pub use cache::DeliveryCache;
 pub use gc::{gc_sweep_job, GcBlobHandler, GcSweepHandler, GC_BLOB, GC_SWEEP};
 pub use process::{ProcessImageHandler, PROCESS_IMAGE};
 use repo::{ItemRow, VariantRow};
+pub use similar::SimilarIndex;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,6 +37,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/media/{id}",
             get(get_media).patch(update_media).delete(delete_media),
         )
+        .route("/api/v1/media/{id}/similar", get(similar::similar_media))
         .route("/media/{id}/{file}", get(delivery::get_file))
 }
 
@@ -159,7 +162,7 @@ fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
 }
 
 /// Read access: non-private items are readable by anyone, private ones by owner/admins.
-fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
+pub(crate) fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
     item.visibility != "private"
         || viewer
             .0
@@ -169,7 +172,11 @@ fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
 
 /// Loads an item the viewer may read. Items it may not read do not exist for it (404),
 /// so private ids cannot be probed.
-async fn readable_item(state: &AppState, id: &str, viewer: &Viewer) -> AppResult<ItemRow> {
+pub(crate) async fn readable_item(
+    state: &AppState,
+    id: &str,
+    viewer: &Viewer,
+) -> AppResult<ItemRow> {
     match repo::item(&state.db, id).await? {
         Some(item) if can_read(&item, viewer) => Ok(item),
         _ => Err(AppError::not_found("media item")),
@@ -177,7 +184,7 @@ async fn readable_item(state: &AppState, id: &str, viewer: &Viewer) -> AppResult
 }
 
 /// Loads an item the viewer may change: 401 anonymous, 404 unreadable, 403 read-only.
-async fn writable_item(
+pub(crate) async fn writable_item(
     state: &AppState,
     id: &str,
     viewer: &Viewer,

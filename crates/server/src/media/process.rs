@@ -35,6 +35,7 @@ pub struct ProcessImageHandler {
     pub db: Db,
     pub storage: Storage,
     pub presets: Arc<Vec<imaging::PresetSpec>>,
+    pub transforms: Arc<crate::transform::TransformEngine>,
 }
 
 #[async_trait::async_trait]
@@ -114,8 +115,37 @@ impl ProcessImageHandler {
                 .delete_prefix(&format!("derivatives/{}", blob.id))
                 .await
                 .map_err(retry)?;
+            return Ok(());
         }
+        self.make_eager_presets(blob).await;
         Ok(())
+    }
+
+    /// Transform presets marked `eager` are made now, so their first request is a hit.
+    /// A failure here only costs that first request its speed: it is logged, not fatal.
+    async fn make_eager_presets(&self, blob: &repo::BlobRow) {
+        let Some(format) = imaging::ImageFormat::parse(&blob.format) else {
+            return;
+        };
+        let source = crate::transform::Source {
+            blob_id: blob.id.clone(),
+            format,
+        };
+        for (name, preset) in &self.transforms.presets {
+            for ext in preset.entry.eager_formats() {
+                let Some(output) = imaging::transform::TransformFormat::from_extension(ext) else {
+                    tracing::warn!(preset = %name, ext, "eager preset names an unknown format");
+                    continue;
+                };
+                if let Err(e) = self
+                    .transforms
+                    .render_preset(&source, &preset.spec, output)
+                    .await
+                {
+                    tracing::warn!(preset = %name, ext, error = ?e, "eager preset failed");
+                }
+            }
+        }
     }
 
     async fn record(

@@ -123,6 +123,35 @@ pub async fn items_of_owner(
     rows.iter().map(item_from_row).collect()
 }
 
+/// Items of these blobs the caller may find: their own (any visibility), public ones,
+/// or all for an admin.
+pub async fn items_of_blobs(
+    db: &Db,
+    blob_ids: &[&str],
+    caller: &str,
+    is_admin: bool,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    if blob_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (3..blob_ids.len() + 3).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "{ITEM_SELECT} WHERE m.blob_id IN ({}) AND (m.owner_id = $1 OR m.visibility = 'public' OR $2 = 1)
+         ORDER BY m.id DESC",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(caller).bind(is_admin as i64);
+    for id in blob_ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(item_from_row)
+        .collect()
+}
+
 pub async fn variants(db: &Db, blob_ids: &[&str]) -> Result<Vec<VariantRow>, sqlx::Error> {
     if blob_ids.is_empty() {
         return Ok(Vec::new());

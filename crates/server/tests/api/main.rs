@@ -6,3 +6,4 @@ mod fixtures;
 mod helpers;
 mod ingest;
 mod ops;
+mod transform;

@@ -73,6 +73,9 @@ async fn operations_endpoints_report_health_metrics_and_the_api(backend: Backend
         "/readyz",
         "/metrics",
         "/api/v1/openapi.json",
+        "/img/{id}/{file}",
+        "/api/v1/media/{id}/signed-url",
+        "/api/v1/media/{id}/similar",
     ] {
         assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
     }

@@ -1,0 +1,443 @@
+//! The transform engine of the server: named presets and watermarks from configuration,
+//! a bounded pool sized to the cores (with a waiting limit that answers 429), and the
+//! result cache — objects under `derivatives/{blob}/t/`, the hottest in memory — where
+//! concurrent identical requests compute once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use imaging::transform::{
+    ResolvedWatermark, TransformFormat, TransformLimits, TransformSpec, WatermarkSource,
+};
+use imaging::{ImageFormat, ImagingError};
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::signing::Signer;
+use crate::db::{now_ms, Db};
+use crate::error::AppError;
+use crate::media::ingest::original_key;
+use crate::settings::{PresetEntry, Settings, WatermarkSettings};
+use crate::storage::Storage;
+
+/// A named preset, parsed once at start.
+pub struct Preset {
+    pub spec: TransformSpec,
+    pub entry: PresetEntry,
+}
+
+/// The source of a transform: a blob and its sniffed format.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub blob_id: String,
+    pub format: ImageFormat,
+}
+
+/// A watermark ready to apply, with what identifies it in cache keys.
+pub struct Watermark {
+    pub resolved: ResolvedWatermark,
+    pub fingerprint: String,
+    /// Temp file to delete after use (a watermark media item fetched from S3).
+    pub temp: Option<PathBuf>,
+}
+
+pub struct TransformEngine {
+    pub presets: BTreeMap<String, Preset>,
+    pub watermarks: BTreeMap<String, WatermarkSettings>,
+    pub signer: Signer,
+    pub max_url_ttl_secs: u64,
+    pool: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue_limit: usize,
+    limits: TransformLimits,
+    results: Cache<String, Bytes>,
+    /// Transforms actually computed (not served from a cache): the coalescing metric.
+    pub computed: AtomicU64,
+    unused_ms: i64,
+    db: Db,
+    storage: Storage,
+}
+
+impl TransformEngine {
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        storage: Storage,
+        fallback_key: Vec<u8>,
+    ) -> anyhow::Result<Self> {
+        let t = &settings.transform;
+        let mut presets = BTreeMap::new();
+        for (name, entry) in &t.presets {
+            let spec = TransformSpec::parse(entry.ops())
+                .with_context(|| format!("transform preset `{name}`"))?;
+            anyhow::ensure!(
+                spec.preset.is_none(),
+                "preset `{name}` may not name another preset"
+            );
+            presets.insert(
+                name.clone(),
+                Preset {
+                    spec,
+                    entry: entry.clone(),
+                },
+            );
+        }
+        for (name, wm) in &t.watermarks {
+            let sources = [wm.image.is_some(), wm.media_id.is_some(), wm.text.is_some()];
+            anyhow::ensure!(
+                sources.iter().filter(|s| **s).count() == 1,
+                "watermark `{name}` needs exactly one of image, media_id, text"
+            );
+        }
+        let l = &settings.limits;
+        Ok(TransformEngine {
+            presets,
+            watermarks: t.watermarks.clone(),
+            signer: Signer::new(
+                t.signing_keys
+                    .iter()
+                    .map(|k| k.expose().as_bytes().to_vec())
+                    .collect(),
+                fallback_key,
+            ),
+            max_url_ttl_secs: t.max_url_ttl_secs,
+            pool: Arc::new(Semaphore::new(t.concurrency.max(1))),
+            waiting: AtomicUsize::new(0),
+            queue_limit: t.queue_limit,
+            limits: TransformLimits {
+                max_pixels: l.max_pixels,
+                max_side: l.max_side,
+                max_frames: l.max_frames,
+                timeout: Duration::from_secs(t.timeout_secs.max(1)),
+            },
+            results: Cache::builder()
+                .weigher(|_k: &String, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
+                .max_capacity(t.cache_bytes)
+                // A fixed lifetime, not idle time: even a result that stays hot misses once
+                // an hour, which refreshes its last-access row for the unused-results sweep.
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            computed: AtomicU64::new(0),
+            unused_ms: (t.unused_days as i64).saturating_mul(86_400_000),
+            db,
+            storage,
+        })
+    }
+
+    /// Replaces `p_NAME` by the preset's options with the URL's own options on top.
+    pub fn expand(&self, spec: TransformSpec) -> Result<TransformSpec, AppError> {
+        let Some(name) = spec.preset.clone() else {
+            return Ok(spec);
+        };
+        let preset = self.presets.get(&name).ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_transform",
+                format!("invalid option `p_{name}`: no such preset"),
+            )
+        })?;
+        Ok(spec.merged_onto(&preset.spec))
+    }
+
+    /// The object key of a result: derived from the blob, the canonical options, the
+    /// format and the watermark, so equal requests share one result.
+    pub fn result_key(
+        source: &Source,
+        canonical: &str,
+        format: TransformFormat,
+        wm: Option<&Watermark>,
+    ) -> (String, String) {
+        let mut hasher = Sha256::new();
+        hasher.update(canonical.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(format.extension().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(wm.map_or("", |w| w.fingerprint.as_str()).as_bytes());
+        let hash = hex::encode(&hasher.finalize()[..16]);
+        let key = format!(
+            "derivatives/{}/t/{hash}.{}",
+            source.blob_id,
+            format.extension()
+        );
+        (key, hash)
+    }
+
+    /// The result bytes: from memory, from the store, or computed once however many
+    /// requests ask at the same time.
+    pub async fn render(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+        watermark: Option<&Watermark>,
+        key: &str,
+    ) -> Result<Bytes, AppError> {
+        self.results
+            .try_get_with(
+                key.to_string(),
+                self.load_or_compute(source, spec, format, watermark, key),
+            )
+            .await
+            .map_err(|shared| clone_error(&shared))
+    }
+
+    async fn load_or_compute(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+        watermark: Option<&Watermark>,
+        key: &str,
+    ) -> Result<Bytes, AppError> {
+        if let Some(bytes) = self
+            .storage
+            .get_bytes_if_exists(key)
+            .await
+            .map_err(AppError::internal)?
+        {
+            self.touch(key).await;
+            return Ok(bytes);
+        }
+        let bytes = self.compute(source, spec, format, watermark).await?;
+        self.storage
+            .put_bytes(key, bytes.clone())
+            .await
+            .map_err(AppError::internal)?;
+        self.record(source, key, bytes.len()).await?;
+        Ok(bytes)
+    }
+
+    /// Runs the transform on the bounded pool; over the waiting limit → 429.
+    async fn compute(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+        watermark: Option<&Watermark>,
+    ) -> Result<Bytes, AppError> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_limit {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!("transforms_rejected_total").increment(1);
+            return Err(AppError::Busy {
+                retry_after_secs: 1,
+            });
+        }
+        let permit = self.pool.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit.map_err(AppError::internal)?;
+        let (path, is_temp) = self
+            .storage
+            .fetch_to_path(&original_key(&source.blob_id))
+            .await
+            .map_err(AppError::internal)?;
+        let (spec, limits, input) = (spec.clone(), self.limits.clone(), source.format);
+        let wm = watermark.map(|w| w.resolved.clone());
+        let run_path = path.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            imaging::transform::transform_file(
+                &run_path,
+                input,
+                &spec,
+                wm.as_ref(),
+                format,
+                &limits,
+            )
+        })
+        .await;
+        if is_temp {
+            tokio::fs::remove_file(&path).await.ok();
+        }
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("transforms_computed_total").increment(1);
+        metrics::histogram!("transform_duration_seconds").record(started.elapsed().as_secs_f64());
+        let encoded = result.map_err(AppError::internal)?.map_err(imaging_error)?;
+        Ok(Bytes::from(encoded.bytes))
+    }
+
+    async fn record(&self, source: &Source, key: &str, size: usize) -> Result<(), AppError> {
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO transform_results (key, blob_id, size, created_at, last_access_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (key) DO UPDATE SET last_access_at = $4",
+        )
+        .bind(key)
+        .bind(&source.blob_id)
+        .bind(size as i64)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // The blob was collected meanwhile: do not leave its result behind.
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                self.storage.delete(key).await.map_err(AppError::internal)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn touch(&self, key: &str) {
+        let done = sqlx::query("UPDATE transform_results SET last_access_at = $1 WHERE key = $2")
+            .bind(now_ms())
+            .bind(key)
+            .execute(&self.db.pool)
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, key, "could not record a transform access");
+        }
+    }
+
+    /// Removes stored results nobody asked for in `unused_days`. Returns how many.
+    pub async fn remove_unused(&self) -> anyhow::Result<u64> {
+        let cutoff = now_ms() - self.unused_ms;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM transform_results WHERE last_access_at < $1 LIMIT 1000",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.db.pool)
+        .await?;
+        for key in &keys {
+            self.storage.delete(key).await?;
+            self.results.invalidate(key).await;
+            sqlx::query("DELETE FROM transform_results WHERE key = $1 AND last_access_at < $2")
+                .bind(key)
+                .bind(cutoff)
+                .execute(&self.db.pool)
+                .await?;
+        }
+        Ok(keys.len() as u64)
+    }
+
+    /// Renders a named preset for a blob (eager presets at upload). Watermarks taken from
+    /// media items need a reader to check, so such presets are made on request instead.
+    pub async fn render_preset(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+    ) -> Result<(), AppError> {
+        let watermark = match &spec.watermark {
+            Some(wm) => Some(self.watermark(&wm.name, async |_| Ok(None)).await?),
+            None => None,
+        };
+        let canonical = spec.canonical();
+        let (key, _) = Self::result_key(source, &canonical, format, watermark.as_ref());
+        self.render(source, spec, format, watermark.as_ref(), &key)
+            .await
+            .map(|_| ())
+    }
+
+    /// Resolves `wm_NAME`. A media-item watermark must be readable by `can_read`.
+    pub async fn watermark(
+        &self,
+        name: &str,
+        can_read_media: impl AsyncFnOnce(&str) -> Result<Option<Source>, AppError>,
+    ) -> Result<Watermark, AppError> {
+        let unknown = || {
+            AppError::bad_request(
+                "invalid_transform",
+                format!("invalid option `wm_{name}`: no such watermark"),
+            )
+        };
+        let cfg = self.watermarks.get(name).ok_or_else(unknown)?;
+        let (source, fingerprint, temp) = if let Some(path) = &cfg.image {
+            (
+                WatermarkSource::Image(path.clone()),
+                format!("image:{}", path.display()),
+                None,
+            )
+        } else if let Some(id) = &cfg.media_id {
+            let Some(media) = can_read_media(id).await? else {
+                return Err(AppError::bad_request(
+                    "invalid_transform",
+                    format!("invalid option `wm_{name}`: its media item is not readable"),
+                ));
+            };
+            let (path, is_temp) = self
+                .storage
+                .fetch_to_path(&original_key(&media.blob_id))
+                .await
+                .map_err(AppError::internal)?;
+            let temp = is_temp.then(|| path.clone());
+            (
+                WatermarkSource::Image(path),
+                format!("media:{}", media.blob_id),
+                temp,
+            )
+        } else {
+            let text = cfg.text.clone().unwrap_or_default();
+            let rgba = parse_rgba(&cfg.color).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("watermark `{name}` has a bad colour"))
+            })?;
+            let fp = format!("text:{text}:{}:{}", cfg.font, cfg.color);
+            (
+                WatermarkSource::Text {
+                    text,
+                    font: cfg.font.clone(),
+                    rgba,
+                },
+                fp,
+                None,
+            )
+        };
+        let fingerprint = format!(
+            "{name}|{fingerprint}|{}|{}|{}",
+            cfg.opacity, cfg.width_percent, cfg.margin
+        );
+        let resolved = ResolvedWatermark {
+            source,
+            opacity: cfg.opacity.min(100),
+            width_percent: cfg.width_percent.clamp(1, 100),
+            margin: cfg.margin,
+        };
+        Ok(Watermark {
+            resolved,
+            fingerprint,
+            temp,
+        })
+    }
+}
+
+fn parse_rgba(text: &str) -> Option<[u8; 4]> {
+    let bytes = hex::decode(text).ok()?;
+    match bytes.as_slice() {
+        [r, g, b] => Some([*r, *g, *b, 255]),
+        [r, g, b, a] => Some([*r, *g, *b, *a]),
+        _ => None,
+    }
+}
+
+/// Maps an engine failure to the answer: the request's fault is a 4xx.
+fn imaging_error(e: ImagingError) -> AppError {
+    match e {
+        ImagingError::Vips(_) | ImagingError::Io(_) => AppError::internal(e),
+        other => AppError::unprocessable("transform_failed", other.to_string()),
+    }
+}
+
+/// moka shares one error among coalesced waiters; each gets its own copy.
+fn clone_error(e: &AppError) -> AppError {
+    match e {
+        AppError::Client {
+            status,
+            code,
+            message,
+        } => AppError::Client {
+            status: *status,
+            code,
+            message: message.clone(),
+        },
+        AppError::Busy { retry_after_secs } => AppError::Busy {
+            retry_after_secs: *retry_after_secs,
+        },
+        AppError::Internal(inner) => AppError::Internal(anyhow::anyhow!("{inner:#}")),
+    }
+}
