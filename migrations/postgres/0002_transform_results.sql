@@ -9,3 +9,4 @@ CREATE TABLE transform_results (
 );
 CREATE INDEX transform_results_access ON transform_results(last_access_at);
 CREATE INDEX transform_results_blob ON transform_results(blob_id);
+

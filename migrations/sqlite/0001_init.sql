@@ -25,7 +25,6 @@ CREATE TABLE blobs (
     error        TEXT,
     phash        BIGINT,
     created_at   BIGINT NOT NULL,
-    job_id       TEXT,
     processed_at BIGINT
 );
 
@@ -49,6 +48,9 @@ CREATE TABLE media (
     tags        TEXT NOT NULL DEFAULT '[]',
     visibility  TEXT NOT NULL DEFAULT 'private',
     deduplicated BIGINT NOT NULL DEFAULT 0,
+    -- The processing job this item's upload started (null when its bytes were
+    -- already stored): job visibility follows the item, not the shared blob.
+    job_id      TEXT,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL
 );

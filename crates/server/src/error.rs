@@ -143,3 +143,36 @@ pub fn unique_violation_to(err: sqlx::Error, code: &'static str, message: &str) 
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// `axum::Json` whose rejections (bad syntax, wrong content type, bad fields) answer
+/// with our JSON error body instead of plain text.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct AppJson<T>(pub T);
+
+/// `axum::extract::Query` with JSON error bodies.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct AppQuery<T>(pub T);
+
+impl From<axum::extract::rejection::JsonRejection> for AppError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        let status = r.status();
+        let code = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            "unsupported_media_type"
+        } else {
+            "invalid_json"
+        };
+        AppError::Client {
+            status,
+            code,
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::bad_request("invalid_query", r.body_text())
+    }
+}

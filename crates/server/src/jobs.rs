@@ -1,13 +1,13 @@
 //! The job API: poll one job, and (admins) list jobs by state — the dead-letter view.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use queue::{JobId, JobRecord, JobState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::identity::Caller;
 use crate::AppState;
 
@@ -55,16 +55,13 @@ impl From<JobRecord> for JobView {
     }
 }
 
-/// A job is visible to admins, and to the owners of media items its blob belongs to.
+/// A job is visible to admins, and to the owner of the item whose upload started it.
 async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResult<bool> {
     if caller.is_admin {
         return Ok(true);
     }
-    let Some(blob_id) = job.payload.get("blob_id").and_then(|v| v.as_str()) else {
-        return Ok(false);
-    };
-    let owns = sqlx::query("SELECT 1 FROM media WHERE blob_id = $1 AND owner_id = $2 LIMIT 1")
-        .bind(blob_id)
+    let owns = sqlx::query("SELECT 1 FROM media WHERE job_id = $1 AND owner_id = $2 LIMIT 1")
+        .bind(job.id.as_str())
         .bind(&caller.user_id)
         .fetch_optional(&state.db.pool)
         .await?;
@@ -107,7 +104,7 @@ pub struct JobPage {
 pub async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<JobListQuery>,
+    AppQuery(q): AppQuery<JobListQuery>,
 ) -> AppResult<Json<JobPage>> {
     if !caller.is_admin {
         return Err(AppError::forbidden("only admins may list jobs"));

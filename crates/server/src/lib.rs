@@ -177,7 +177,16 @@ impl Application {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { token.cancelled().await });
-        server.await.context("HTTP server")?;
+        // In-flight requests get the same grace as jobs; a client trickling a body
+        // must not keep the process alive past it.
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = server => served.context("HTTP server")?,
+            () = deadline => tracing::warn!("requests still open after the grace period were cut"),
+        }
         if let Some(handle) = workers {
             // The pool aborts and releases jobs itself after the grace; this is a backstop.
             let _ = tokio::time::timeout(grace + Duration::from_secs(5), handle).await;

@@ -204,6 +204,9 @@ pub struct GcSettings {
     pub sweep_interval_secs: u64,
     /// Temp files older than this many seconds are removed by the sweep. Default 86400.
     pub tmp_max_age_secs: u64,
+    /// Objects without a blob row are removed once older than this many seconds (an
+    /// upload moves its object in just before its transaction commits). Default 3600.
+    pub orphan_min_age_secs: u64,
 }
 
 impl Default for Settings {
@@ -288,6 +291,7 @@ impl Default for GcSettings {
         Self {
             sweep_interval_secs: 3600,
             tmp_max_age_secs: 86_400,
+            orphan_min_age_secs: 3600,
         }
     }
 }

@@ -88,13 +88,21 @@ impl Storage {
             WriteMultipart::new(self.store.put_multipart(&ObjectPath::from(key)).await?);
         let mut reader = tokio::fs::File::open(file).await?;
         let mut buf = vec![0u8; 8 * 1024 * 1024];
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let sent: anyhow::Result<()> = async {
+            loop {
+                let n = reader.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                upload.wait_for_capacity(4).await?;
+                upload.write(&buf[..n]);
             }
-            upload.wait_for_capacity(4).await?;
-            upload.write(&buf[..n]);
+        }
+        .await;
+        if let Err(e) = sent {
+            // S3 keeps (and bills) incomplete multipart uploads until they are aborted.
+            upload.abort().await.ok();
+            return Err(e);
         }
         upload.finish().await?;
         tokio::fs::remove_file(file).await.ok();

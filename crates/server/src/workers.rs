@@ -93,6 +93,7 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
                 db: state.db.clone(),
                 storage: state.storage.clone(),
                 tmp_max_age: Duration::from_secs(s.gc.tmp_max_age_secs),
+                orphan_min_age: Duration::from_secs(s.gc.orphan_min_age_secs),
             },
         ),
     ]

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::AppState;
 pub use tokens::{Caller, JwtKeys, Viewer};
 pub use users::{create_user, NewUser, User};
@@ -72,7 +72,7 @@ impl From<User> for UserView {
     responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
-    Json(req): Json<RegisterRequest>,
+    AppJson(req): AppJson<RegisterRequest>,
 ) -> AppResult<(StatusCode, Json<UserView>)> {
     if !state.settings.auth.open_registration {
         return Err(AppError::forbidden("registration is closed on this server"));
@@ -91,7 +91,7 @@ pub async fn register(
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
-    Json(req): Json<LoginRequest>,
+    AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<Json<TokenResponse>> {
     let user = users::find_by_username(&state.db, &req.username).await?;
     // Verify against a dummy hash for unknown users so timing does not reveal them.

@@ -88,7 +88,9 @@ pub async fn get_file(
             bytes: None,
         }
     };
-    let cache = if item.visibility == "public" {
+    // An original that only its owner may fetch must never land in a shared cache.
+    let owner_only_original = file == "original" && !state.settings.delivery.public_originals;
+    let cache = if item.visibility == "public" && !owner_only_original {
         "public, max-age=31536000, immutable"
     } else {
         "private, no-store"

@@ -72,6 +72,7 @@ pub struct GcSweepHandler {
     pub db: Db,
     pub storage: Storage,
     pub tmp_max_age: Duration,
+    pub orphan_min_age: Duration,
 }
 
 #[async_trait::async_trait]
@@ -80,7 +81,7 @@ impl JobHandler for GcSweepHandler {
         for blob_id in repo::orphan_blobs(&self.db, 1000).await.map_err(retry)? {
             collect_blob(&self.db, &self.storage, &blob_id).await?;
         }
-        remove_rowless_objects(&self.db, &self.storage, self.tmp_max_age)
+        remove_rowless_objects(&self.db, &self.storage, self.orphan_min_age)
             .await
             .map_err(retry)?;
         remove_stale_temp_files(self.storage.tmp_dir(), self.tmp_max_age)

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use super::{item_json, process, repo, structure, validate_meta, MediaItem, Visibility};
 use crate::db::{new_id, now_ms};
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::identity::Caller;
 use crate::AppState;
 
@@ -66,7 +66,7 @@ struct Spooled {
 pub async fn upload_media(
     State(state): State<AppState>,
     caller: Caller,
-    Query(mut meta): Query<UploadMeta>,
+    AppQuery(mut meta): AppQuery<UploadMeta>,
     request: Request,
 ) -> AppResult<(StatusCode, Json<MediaItem>)> {
     let limit = state.settings.limits.max_upload_bytes;
@@ -144,7 +144,7 @@ async fn spool_multipart(
                 spooled = Some(spool(state.storage.tmp_dir(), stream, limit).await?);
             }
             "title" | "description" | "tags" | "visibility" => {
-                let text = field.text().await.map_err(multipart_error)?;
+                let text = small_text(field).await?;
                 match name.as_str() {
                     "title" => meta.title = Some(text),
                     "description" => meta.description = Some(text),
@@ -173,12 +173,54 @@ async fn spool_multipart(
     })
 }
 
+/// Reads a metadata field of a multipart form, refusing more than 16 KiB: these fields
+/// are not counted by the body limit, which applies to the file.
+async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> AppResult<String> {
+    const MAX: usize = 16 * 1024;
+    let name = field.name().unwrap_or_default().to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if bytes.len() + chunk.len() > MAX {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the form field `{name}` is longer than {MAX} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| AppError::bad_request("invalid_multipart", format!("`{name}` is not UTF-8")))
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     AppError::bad_request("invalid_multipart", e.body_text())
 }
 
-/// Streams `body` into a new temp file, hashing on a blocking thread so the runtime
-/// only moves chunks. Memory stays bounded by the channel (a few chunks).
+/// How long an upload may send nothing before it is dropped (slow-loris protection).
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Bytes gathered before one blocking write + hash.
+const BATCH: usize = 1 << 20;
+
+/// The temp file and the running hash, handed to a blocking thread per batch and back.
+struct Sink {
+    file: std::fs::File,
+    hasher: Sha256,
+}
+
+impl Sink {
+    fn absorb(mut self, batch: Vec<u8>) -> std::io::Result<Sink> {
+        use std::io::Write;
+        self.hasher.update(&batch);
+        self.file.write_all(&batch)?;
+        Ok(self)
+    }
+}
+
+/// Streams `body` into a new temp file. Chunks are gathered into 1 MiB batches; each
+/// batch is hashed and written on a blocking thread while the next one is received, so
+/// a blocking thread is held only for the write itself, never while a slow client
+/// trickles its body (which would let a few hundred slow uploads starve the pool).
 async fn spool<S, E>(dir: &Path, body: S, limit: u64) -> AppResult<Spooled>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
@@ -189,52 +231,80 @@ where
         path: path.clone(),
         armed: true,
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64, Vec<u8>)> {
-        use std::io::Write;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-        let mut hasher = Sha256::new();
-        let (mut size, mut head) = (0u64, Vec::with_capacity(64));
-        while let Some(chunk) = rx.blocking_recv() {
+    let created = tokio::task::spawn_blocking(move || std::fs::File::create(path))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+    let mut sink = Some(Sink {
+        file: created,
+        hasher: Sha256::new(),
+    });
+    let mut pending: Option<tokio::task::JoinHandle<std::io::Result<Sink>>> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut size, mut head) = (0u64, Vec::with_capacity(64));
+    let mut body = std::pin::pin!(body);
+    loop {
+        let next = tokio::time::timeout(BODY_IDLE, body.next())
+            .await
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "upload_timeout",
+                    "the upload stalled",
+                )
+            })?;
+        let chunk = match next {
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(e)) => {
+                let message = format!("reading the upload failed: {e}");
+                return Err(AppError::bad_request("upload_interrupted", message));
+            }
+            None => None,
+        };
+        if let Some(chunk) = &chunk {
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large(limit));
+            }
             if head.len() < 64 {
                 head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
             }
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
-            size += chunk.len() as u64;
+            batch.extend_from_slice(chunk);
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        // A 2xx for an upload means the bytes are on disk.
-        file.sync_all()?;
-        Ok((hex::encode(hasher.finalize()), size, head))
-    });
-    let mut body = std::pin::pin!(body);
-    let mut received = 0u64;
-    let mut outcome = Ok(());
-    while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                outcome = Err(AppError::bad_request(
-                    "upload_interrupted",
-                    format!("reading the upload failed: {e}"),
-                ));
-                break;
+        let finished = chunk.is_none();
+        if batch.len() >= BATCH || (finished && !batch.is_empty()) {
+            // Wait for the previous batch, then hand this one over and keep receiving.
+            if let Some(job) = pending.take() {
+                sink = Some(
+                    job.await
+                        .map_err(AppError::internal)?
+                        .map_err(AppError::internal)?,
+                );
             }
-        };
-        received += chunk.len() as u64;
-        if received > limit {
-            outcome = Err(too_large(limit));
-            break;
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let taken = sink.take().expect("sink is home between batches");
+            pending = Some(tokio::task::spawn_blocking(move || taken.absorb(full)));
         }
-        if tx.send(chunk).await.is_err() {
+        if finished {
             break;
         }
     }
-    drop(tx);
-    let written = writer.await.map_err(AppError::internal)?;
-    outcome?;
-    let (sha256, size, head) = written.map_err(AppError::internal)?;
+    if let Some(job) = pending.take() {
+        sink = Some(
+            job.await
+                .map_err(AppError::internal)?
+                .map_err(AppError::internal)?,
+        );
+    }
+    let Sink {
+        file: written,
+        hasher,
+    } = sink.expect("sink is home after the last batch");
+    // A 2xx for an upload means the bytes are on disk.
+    tokio::task::spawn_blocking(move || written.sync_all())
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
     if size == 0 {
         return Err(AppError::unprocessable(
             "empty_upload",
@@ -243,7 +313,7 @@ where
     }
     Ok(Spooled {
         file,
-        sha256,
+        sha256: hex::encode(hasher.finalize()),
         size,
         head,
     })
@@ -321,7 +391,7 @@ async fn store(
         let now = now_ms();
         let mut tx = state.db.pool.begin().await?;
         let mut blob_for_item = blob_id.clone();
-        let mut deduplicated = !placed;
+        let mut job_id = None;
         if placed {
             let blob = repo::NewBlob {
                 id: &blob_id,
@@ -341,7 +411,7 @@ async fn store(
                         process::process_job(&blob_id, state.settings.worker.max_attempts),
                     )
                     .await?;
-                repo::set_blob_job(&mut tx, &blob_id, &job.to_string()).await?;
+                job_id = Some(job.to_string());
             } else {
                 // An identical upload won the race: share its blob, drop our copy.
                 let winner =
@@ -350,9 +420,12 @@ async fn store(
                         .fetch_one(&mut *tx)
                         .await?;
                 blob_for_item = winner;
-                deduplicated = true;
             }
         }
+        // Said only when the caller already has these bytes: telling anyone that some
+        // other account uploaded them would leak that account's files.
+        let deduplicated = job_id.is_none()
+            && repo::owner_has_blob(&mut tx, &caller.user_id, &blob_for_item).await?;
         let item = repo::NewItem {
             id: &item_id,
             owner_id: &caller.user_id,
@@ -362,6 +435,7 @@ async fn store(
             tags: &tags_json,
             visibility: visibility.as_str(),
             deduplicated,
+            job_id: job_id.as_deref(),
             now,
         };
         match repo::insert_item(&mut tx, &item).await {
@@ -371,11 +445,11 @@ async fn store(
         }
         tx.commit().await?;
         if placed && blob_for_item != blob_id {
-            state
-                .storage
-                .delete(&original_key(&blob_id))
-                .await
-                .map_err(AppError::internal)?;
+            // The item is saved: a failure here must not turn into an error the client
+            // would retry. The GC sweep collects the unused copy.
+            if let Err(e) = state.storage.delete(&original_key(&blob_id)).await {
+                tracing::warn!(error = %e, blob_id, "could not remove a duplicate upload copy");
+            }
         }
         state.queue.notify();
         return Ok(item_id);

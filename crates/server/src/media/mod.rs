@@ -9,14 +9,14 @@ pub mod repo;
 pub(crate) mod similar;
 mod structure;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::identity::{Caller, Viewer};
 use crate::AppState;
 pub use cache::DeliveryCache;
@@ -238,7 +238,7 @@ pub struct MediaPage {
 pub async fn list_media(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Json<MediaPage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -314,7 +314,7 @@ pub async fn update_media(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Json(patch): Json<UpdateMedia>,
+    AppJson(patch): AppJson<UpdateMedia>,
 ) -> AppResult<Json<MediaItem>> {
     let (mut item, _) = writable_item(&state, &id, &viewer).await?;
     validate_meta(

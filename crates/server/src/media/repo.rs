@@ -42,7 +42,7 @@ pub struct VariantRow {
 
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
     m.visibility, m.deduplicated, m.created_at, m.updated_at, b.sha256, b.size, b.format,
-    b.width, b.height, b.frames, b.status, b.error, b.job_id
+    b.width, b.height, b.frames, b.status, b.error, m.job_id
     FROM media m JOIN blobs b ON b.id = m.blob_id";
 
 fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
@@ -251,17 +251,17 @@ pub async fn insert_blob(conn: &mut AnyConnection, b: &NewBlob<'_>) -> Result<bo
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_blob_job(
+pub async fn owner_has_blob(
     conn: &mut AnyConnection,
+    owner_id: &str,
     blob_id: &str,
-    job_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE blobs SET job_id = $1 WHERE id = $2")
-        .bind(job_id)
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM media WHERE owner_id = $1 AND blob_id = $2 LIMIT 1")
+        .bind(owner_id)
         .bind(blob_id)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    Ok(())
+    Ok(row.is_some())
 }
 
 pub struct NewItem<'a> {
@@ -273,14 +273,15 @@ pub struct NewItem<'a> {
     pub tags: &'a str,
     pub visibility: &'a str,
     pub deduplicated: bool,
+    pub job_id: Option<&'a str>,
     pub now: i64,
 }
 
 pub async fn insert_item(conn: &mut AnyConnection, m: &NewItem<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO media (id, owner_id, blob_id, title, description, tags, visibility,
-                            deduplicated, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                            deduplicated, job_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
     )
     .bind(m.id)
     .bind(m.owner_id)
@@ -290,6 +291,7 @@ pub async fn insert_item(conn: &mut AnyConnection, m: &NewItem<'_>) -> Result<()
     .bind(m.tags)
     .bind(m.visibility)
     .bind(m.deduplicated as i64)
+    .bind(m.job_id)
     .bind(m.now)
     .execute(&mut *conn)
     .await?;

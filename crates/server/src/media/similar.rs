@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{readable_item, repo, MediaItem};
 use crate::db::Db;
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::identity::Viewer;
 use crate::AppState;
 
@@ -168,7 +168,7 @@ pub async fn similar_media(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Query(q): Query<SimilarQuery>,
+    AppQuery(q): AppQuery<SimilarQuery>,
 ) -> AppResult<Json<SimilarPage>> {
     let max = q.max_distance.unwrap_or(10);
     let limit = q.limit.unwrap_or(20);

@@ -25,23 +25,62 @@ pub fn check(path: &Path, format: ImageFormat) -> std::io::Result<Option<&'stati
     }
 }
 
-/// A complete JPEG has an EOI marker (FF D9) after its first scan. Data after the EOI
-/// (e.g. motion-photo videos) is allowed.
+/// A complete JPEG has an EOI marker (FF D9) after its first scan. The header segments
+/// are skipped by their lengths, because an embedded EXIF thumbnail carries an EOI of its
+/// own. Data after the EOI (e.g. motion-photo videos) is allowed.
 fn jpeg_has_end(file: &mut File) -> std::io::Result<Option<&'static str>> {
+    const TRUNCATED: &str = "the JPEG data ends before its end-of-image marker (truncated file)";
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut byte = [0u8; 1];
+    let mut read_byte = |r: &mut std::io::BufReader<&mut File>| -> std::io::Result<Option<u8>> {
+        Ok(if r.read(&mut byte)? == 0 {
+            None
+        } else {
+            Some(byte[0])
+        })
+    };
+    // SOI was sniffed; walk marker segments until the first SOS.
+    reader.seek_relative(2)?;
+    loop {
+        let Some(0xFF) = read_byte(&mut reader)? else {
+            return Ok(Some(TRUNCATED));
+        };
+        let mut marker = 0xFF;
+        while marker == 0xFF {
+            let Some(b) = read_byte(&mut reader)? else {
+                return Ok(Some(TRUNCATED));
+            };
+            marker = b;
+        }
+        if marker == 0xD9 {
+            return Ok(Some("the JPEG ends before its first scan"));
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            continue; // markers without a length
+        }
+        let mut len = [0u8; 2];
+        if reader.read_exact(&mut len).is_err() {
+            return Ok(Some(TRUNCATED));
+        }
+        let len = u16::from_be_bytes(len) as i64;
+        if len < 2 {
+            return Ok(Some("a JPEG segment has an impossible length"));
+        }
+        reader.seek_relative(len - 2)?;
+        if marker == 0xDA {
+            break;
+        }
+    }
+    // Scan the entropy-coded data (and any later scans) for the EOI.
     let mut buf = vec![0u8; 1 << 20];
     let mut previous_ff = false;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
-            return Ok(Some(
-                "the JPEG data ends before its end-of-image marker (truncated file)",
-            ));
+            return Ok(Some(TRUNCATED));
         }
         let chunk = &buf[..n];
-        if previous_ff && chunk[0] == 0xD9 {
-            return Ok(None);
-        }
-        if chunk.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        if (previous_ff && chunk[0] == 0xD9) || chunk.windows(2).any(|w| w == [0xFF, 0xD9]) {
             return Ok(None);
         }
         previous_ff = chunk[n - 1] == 0xFF;
@@ -104,9 +143,15 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_without_eoi_is_truncated() {
-        let ok = temp_with(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 3, 0xFF, 0xD9]);
-        let cut = temp_with(&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 3]);
+    fn jpeg_without_eoi_is_truncated_even_with_an_exif_thumbnail() {
+        // SOI, APP1 whose payload holds a thumbnail's FF D9, SOS header, scan data.
+        let mut head = vec![
+            0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x08, b'E', b'x', 0xFF, 0xD9, 0, 0,
+        ];
+        head.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x04, 0x01, 0x00, 1, 2, 3]);
+        let cut = temp_with(&head);
+        head.extend_from_slice(&[0xFF, 0xD9]);
+        let ok = temp_with(&head);
         assert_eq!(check(ok.path(), ImageFormat::Jpeg).unwrap(), None);
         assert!(check(cut.path(), ImageFormat::Jpeg).unwrap().is_some());
     }

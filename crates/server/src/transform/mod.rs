@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 pub use engine::{Source, TransformEngine, Watermark};
 
-use crate::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::identity::Viewer;
 use crate::media::{can_read, delivery};
 use crate::AppState;
@@ -235,7 +235,7 @@ pub async fn create_signed_url(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Json(body): Json<SignedUrlRequest>,
+    AppJson(body): AppJson<SignedUrlRequest>,
 ) -> AppResult<Json<SignedUrl>> {
     crate::media::writable_item(&state, &id, &viewer).await?;
     let ext = body.format.unwrap_or_else(|| "auto".into());

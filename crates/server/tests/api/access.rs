@@ -227,3 +227,55 @@ both_backends!(
     owners_update_metadata_and_list_their_own_items,
     auth_rejects_bad_credentials_and_tokens
 );
+
+async fn malformed_requests_get_json_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.user("alice").await;
+    let item = app.upload_ok(&token, fixtures::jpeg(64, 48), "").await;
+    let id = item["id"].as_str().unwrap();
+    let resp = app
+        .client
+        .patch(app.url(&format!("/api/v1/media/{id}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::BAD_REQUEST, "invalid_json".into())
+    );
+    let resp = app
+        .client
+        .patch(app.url(&format!("/api/v1/media/{id}")))
+        .bearer_auth(&token)
+        .json(&json!({"visibility": "friends"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_json".into())
+    );
+    let resp = app
+        .client
+        .post(app.url("/api/v1/media?visibility=bogus"))
+        .bearer_auth(&token)
+        .body(fixtures::jpeg(8, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::BAD_REQUEST, "invalid_query".into())
+    );
+    assert_eq!(
+        error_code(app.get(Some(&token), "/api/v1/media?limit=abc").await)
+            .await
+            .1,
+        "invalid_query"
+    );
+}
+
+both_backends!(malformed_requests_get_json_errors);

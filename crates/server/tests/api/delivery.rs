@@ -215,7 +215,11 @@ both_backends!(
 );
 
 async fn the_sweep_removes_rowless_objects_and_stale_temp_files_only(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.gc.tmp_max_age_secs = 0).await;
+    let app = spawn_app_with(backend, |s| {
+        s.gc.tmp_max_age_secs = 0;
+        s.gc.orphan_min_age_secs = 0;
+    })
+    .await;
     let sweeps_done = |n: i64| {
         let app = &app;
         async move {

@@ -411,7 +411,17 @@ async fn similar_finds_near_duplicates_the_caller_may_see(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let photo = fixtures::two_tone(800, 600);
+    // A picture with structure at several scales, as perceptual hashes expect.
+    let photo = image::RgbImage::from_fn(800, 600, |x, y| {
+        let (fx, fy) = (x as f32 / 800.0, y as f32 / 600.0);
+        let wave = ((fx * 9.0).sin() * (fy * 7.0).cos() * 100.0 + 128.0) as u8;
+        let disc = if (fx - 0.3).powi(2) + (fy - 0.6).powi(2) < 0.02 {
+            255
+        } else {
+            0
+        };
+        image::Rgb([wave, wave.saturating_add(disc), (fx * 255.0) as u8])
+    });
     let original = ready_item(
         &app,
         &alice,
