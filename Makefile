@@ -31,5 +31,7 @@ fmt:
 bench:
 	scripts/install-deps.sh bench
 	bench/presets.sh
+	bench/transform.sh
+	bench/thumbor.sh
 	bench/upload.sh
 	bench/delivery.sh

@@ -5,10 +5,10 @@
 #   scripts/install-deps.sh bench  also what the benchmarks compare against
 set -euo pipefail
 mode=${1:-run}
-packages=(pkg-config libvips-dev)
+packages=(pkg-config libvips-dev fonts-dejavu-core)
 case "$mode" in
   test) packages+=(postgresql ffmpeg python3) ;;
-  bench) packages+=(postgresql ffmpeg python3 libvips-tools wrk nginx-light hyperfine) ;;
+  bench) packages+=(postgresql ffmpeg python3 python3-venv libvips-tools wrk nginx-light hyperfine time) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

@@ -10,6 +10,7 @@ mod format;
 mod phash;
 mod probe;
 mod process;
+pub mod transform;
 mod vips;
 mod webp;
 
@@ -34,6 +35,16 @@ pub enum ImagingError {
     Vips(String),
     #[error("invalid preset {0}")]
     InvalidPreset(String),
+    /// The input, a watermark input or the requested output breaks a size, pixel or frame
+    /// limit; the message names the limit. Checked from headers, before decoding.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Options that cannot apply to this image (a crop outside it, a frame it lacks).
+    #[error("invalid transform: {0}")]
+    InvalidTransform(String),
+    /// The transform ran past its time limit and was cancelled.
+    #[error("the transform took longer than its time limit")]
+    Timeout,
     #[error("reading image: {0}")]
     Io(#[from] std::io::Error),
 }

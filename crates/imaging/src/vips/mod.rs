@@ -14,8 +14,15 @@ use std::ptr::{self, NonNull};
 
 use libvips::bindings as ffi;
 
+mod geometry;
 mod ops;
-pub(crate) use ops::{load_header, thumbnail_file, Loader, Resize};
+mod pixels;
+mod save;
+mod watchdog;
+pub(crate) use geometry::Turn;
+pub(crate) use ops::{load_header, thumbnail_file, thumbnail_file_exact, Loader, Resize};
+pub(crate) use pixels::Space;
+pub(crate) use watchdog::Watchdog;
 
 /// Terminates the NULL-ended varargs option list every libvips operation takes.
 const END: *const c_char = ptr::null();
@@ -105,6 +112,35 @@ fn wrap(rc: c_int, out: *mut ffi::VipsImage) -> Result<Image> {
     }
 }
 
+/// Runs one libvips operation that writes its result to an out-pointer.
+fn call(op: impl FnOnce(*mut *mut ffi::VipsImage) -> c_int) -> Result<Image> {
+    let mut out = ptr::null_mut();
+    let rc = op(&mut out);
+    wrap(rc, out)
+}
+
+/// A `VipsArrayDouble` for options such as `background`, released on drop.
+struct Doubles(*mut ffi::VipsArrayDouble);
+
+impl Doubles {
+    fn new(values: &[f64]) -> Result<Doubles> {
+        let n = c_int::try_from(values.len()).map_err(|_| VipsError("array too long".into()))?;
+        // SAFETY: `values` holds `n` doubles, which libvips copies into a new area we own.
+        let area = unsafe { ffi::vips_array_double_new(values.as_ptr(), n) };
+        if area.is_null() {
+            return Err(last_error());
+        }
+        Ok(Doubles(area))
+    }
+}
+
+impl Drop for Doubles {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to the area; operations that kept it took their own.
+        unsafe { ffi::vips_area_unref(self.0.cast()) }
+    }
+}
+
 /// Copies a g_malloc'd buffer returned by libvips into a `Vec` and frees the original.
 fn take_buffer(rc: c_int, buf: *mut c_void, len: ffi::size_t) -> Result<Vec<u8>> {
     if rc != 0 || buf.is_null() {
@@ -160,6 +196,11 @@ impl Image {
         unsafe { ffi::vips_image_get_height(self.ptr()) }.max(0) as u32
     }
 
+    pub(crate) fn bands(&self) -> u32 {
+        // SAFETY: live image.
+        unsafe { ffi::vips_image_get_bands(self.ptr()) }.max(0) as u32
+    }
+
     pub(crate) fn has_alpha(&self) -> bool {
         // SAFETY: live image.
         unsafe { ffi::vips_image_hasalpha(self.ptr()) != 0 }
@@ -191,6 +232,39 @@ impl Image {
             let ok = self.has_field(name)
                 && ffi::vips_image_get_string(self.ptr(), name.as_ptr(), &mut v) == 0;
             (ok && !v.is_null()).then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
+        }
+    }
+
+    pub(crate) fn get_array_int(&self, name: &CStr) -> Option<Vec<i32>> {
+        let (mut v, mut n): (*mut c_int, c_int) = (ptr::null_mut(), 0);
+        // SAFETY: the array is owned by the image and copied before it can go.
+        unsafe {
+            let ok = self.has_field(name)
+                && ffi::vips_image_get_array_int(self.ptr(), name.as_ptr(), &mut v, &mut n) == 0;
+            (ok && !v.is_null() && n > 0)
+                .then(|| std::slice::from_raw_parts(v, n as usize).to_vec())
+        }
+    }
+
+    /// A new header over the same pixels with these int and int-array fields set (e.g. the
+    /// `page-height`, `delay` and `loop` of an animation, after `without_metadata`).
+    pub(crate) fn with_fields(
+        &self,
+        ints: &[(&CStr, i32)],
+        arrays: &[(&CStr, &[i32])],
+    ) -> Result<Image> {
+        let mut out = ptr::null_mut();
+        // SAFETY: as in `without_metadata`, the copy is ours alone; libvips copies the values.
+        unsafe {
+            let copy = wrap(ffi::vips_copy(self.ptr(), &mut out, END), out)?;
+            for (name, v) in ints {
+                ffi::vips_image_set_int(copy.ptr(), name.as_ptr(), *v);
+            }
+            for (name, v) in arrays {
+                let n = c_int::try_from(v.len()).unwrap_or(0);
+                ffi::vips_image_set_array_int(copy.ptr(), name.as_ptr(), v.as_ptr(), n);
+            }
+            Ok(copy)
         }
     }
 

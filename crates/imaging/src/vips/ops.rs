@@ -112,6 +112,46 @@ pub(crate) fn thumbnail_file(
     wrap(rc, out)
 }
 
+/// `thumbnail` on a file to exactly `width`×`height` (per page for multi-page images), up or
+/// down (`size=force`): the caller has worked out the aspect ratio, so shrink-on-load,
+/// premultiplied Lanczos3 resampling, EXIF auto-rotate and sRGB conversion all happen in
+/// one pass. `path` may end in a load-option string the caller built, e.g. `[n=-1]`.
+pub(crate) fn thumbnail_file_exact(
+    path: &CStr,
+    width: u32,
+    height: u32,
+    to_srgb_profile: bool,
+) -> Result<Image> {
+    let mut out = ptr::null_mut();
+    let (w, h) = (clamp_side(width), clamp_side(height));
+    let size = ffi::VipsSize_VIPS_SIZE_FORCE;
+    let fail_on = ffi::VipsFailOn_VIPS_FAIL_ON_TRUNCATED;
+    // Passing NULL for a string option leaves it unset, exactly as if it were not named.
+    let profile = if to_srgb_profile {
+        c"srgb".as_ptr()
+    } else {
+        ptr::null()
+    };
+    // SAFETY: as for `thumbnail_file`.
+    let rc = unsafe {
+        ffi::vips_thumbnail(
+            path.as_ptr(),
+            &mut out,
+            w,
+            c"height".as_ptr(),
+            h,
+            c"size".as_ptr(),
+            size,
+            c"fail_on".as_ptr(),
+            fail_on,
+            c"export_profile".as_ptr(),
+            profile,
+            END,
+        )
+    };
+    wrap(rc, out)
+}
+
 fn clamp_side(v: u32) -> c_int {
     v.clamp(1, 10_000_000) as c_int
 }
@@ -205,6 +245,11 @@ impl Image {
     /// JPEG with no metadata at all (EXIF, XMP, IPTC, ICC), optimised Huffman tables and
     /// libvips' default chroma subsampling (4:2:0 below Q 90), like vipsthumbnail.
     pub(crate) fn jpeg(&self, quality: u8) -> Result<Vec<u8>> {
+        self.jpeg_with(quality, false)
+    }
+
+    /// As [`Image::jpeg`], progressive (`interlace`) when asked.
+    pub(crate) fn jpeg_with(&self, quality: u8, progressive: bool) -> Result<Vec<u8>> {
         let (mut buf, mut len) = (ptr::null_mut(), 0);
         // SAFETY: live image, out-pointers, END-terminated options known to 8.14.
         let rc = unsafe {
@@ -218,6 +263,8 @@ impl Image {
                 TRUE,
                 c"optimize_coding".as_ptr(),
                 TRUE,
+                c"interlace".as_ptr(),
+                c_int::from(progressive),
                 END,
             )
         };

@@ -389,7 +389,7 @@ async fn store(
             }
         };
         let now = now_ms();
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = state.db.begin_write().await?;
         let mut blob_for_item = blob_id.clone();
         let mut job_id = None;
         if placed {

@@ -350,7 +350,7 @@ pub async fn delete_media(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let (item, _) = writable_item(&state, &id, &viewer).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     if !repo::delete_item(&mut tx, &item.id).await? {
         return Err(AppError::not_found("media item"));
     }

@@ -154,7 +154,7 @@ impl ProcessImageHandler {
         rows: &[(String, &str, i64, i64, i64, String)],
         meta: &(i64, i64, i64),
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2, phash = $3,
              processed_at = $4 WHERE id = $5",

@@ -419,6 +419,13 @@ fn parse_rgba(text: &str) -> Option<[u8; 4]> {
 fn imaging_error(e: ImagingError) -> AppError {
     match e {
         ImagingError::Vips(_) | ImagingError::Io(_) => AppError::internal(e),
+        ImagingError::InvalidTransform(m) => AppError::bad_request("invalid_transform", m),
+        ImagingError::TooLarge(m) => AppError::unprocessable("image_too_large", m),
+        // The options asked for more work than one transform may take.
+        ImagingError::Timeout => AppError::unprocessable(
+            "transform_timeout",
+            "the transform took longer than transform.timeout_secs",
+        ),
         other => AppError::unprocessable("transform_failed", other.to_string()),
     }
 }

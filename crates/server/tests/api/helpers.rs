@@ -78,6 +78,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    // Server logs show with `FRAMEHOUSE_TEST_LOG=debug cargo test -- --nocapture`.
+    if let Ok(filter) = std::env::var("FRAMEHOUSE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
