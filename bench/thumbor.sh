@@ -44,22 +44,37 @@ CONF
 thumbor_pid=$!
 for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$tport/healthcheck" && break; sleep 0.2; done
 
-# wrk script: each request a new width (100, 101, … wrapping at 1999), per thread offset.
-cat > "$work/widths.lua" <<'LUA'
+# wrk script: every request a width/quality pair not asked before: width 100 … 100+SPAN,
+# quality cycling over 30 values from Q_BASE, with a per-thread offset.
+cat > "$work/unique.lua" <<'LUA'
 local counter = 0
-local prefix, suffix = os.getenv("URL_PREFIX"), os.getenv("URL_SUFFIX")
-function setup(thread) counter = counter + 1; thread:set("offset", counter * 100000) end
+local template = os.getenv("URL_TEMPLATE")
+local span, qbase = tonumber(os.getenv("WIDTH_SPAN")), tonumber(os.getenv("Q_BASE"))
+function setup(thread) counter = counter + 1; thread:set("offset", counter * 7919) end
 local n = 0
 request = function()
   n = n + 1
-  local w = 100 + ((offset + n) % 1900)
-  return wrk.format("GET", prefix .. w .. suffix)
+  local k = offset + n
+  local w = 100 + (k % span)
+  local q = qbase + (math.floor(k / span) % 30)
+  local path = template:gsub("%%W", tostring(w)):gsub("%%Q", tostring(q))
+  return wrk.format("GET", path)
 end
 LUA
 
 # Make sure both answer the same kind of request first.
 curl -fs -o "$work/ours.jpg" "$base/img/$id/w_300.jpg"
 curl -fs -o "$work/theirs.jpg" "http://127.0.0.1:$tport/unsafe/300x0/photo.jpg"
+
+# One uncached transform per request, sequentially: 20 new widths through the server,
+# against 20 vipsthumbnail processes making the same outputs.
+ms() { date +%s%N; }
+t0=$(ms)
+for w in $(seq 301 320); do curl -fs -o /dev/null "$base/img/$id/w_$w.jpg"; done
+t1=$(ms)
+for w in $(seq 301 320); do vipsthumbnail "$photo" -s "${w}x" -o "$work/v$w.jpg[Q=80,strip]"; done
+t2=$(ms)
+python3 -c "o=($t1-$t0)/20e6; v=($t2-$t1)/20e6; print(f'single uncached transform w_N.jpg: framehouse {o:.1f} ms/request, vipsthumbnail {v:.1f} ms/process, ratio {o/v:.2f}x')"
 
 rps() { awk '/Requests\/sec/ { print $2 }'; }
 non2xx() { awk '/Non-2xx/ { print $NF } END { }'; }
@@ -68,14 +83,26 @@ hwm_tree() { # peak RSS (KiB) of a process and its children, summed
   for p in $1 $(pgrep -P "$1"); do total=$((total + $(rss_kib "$p" VmHWM))); done
   echo "$total"
 }
-ours=$(URL_PREFIX="/img/$id/w_" URL_SUFFIX=".jpg" wrk -t2 -c"$conns" -d"$duration" -s "$work/widths.lua" "$base" | tee "$work/ours.txt" | rps)
-theirs=$(URL_PREFIX="/unsafe/" URL_SUFFIX="x0/photo.jpg" wrk -t2 -c"$conns" -d"$duration" -s "$work/widths.lua" "http://127.0.0.1:$tport" | tee "$work/theirs.txt" | rps)
-ours_rss=$(rss_kib "$server_pid" VmHWM)
-theirs_rss=$(hwm_tree "$thumbor_pid")
-echo "uncached transforms (5120x2880 JPEG -> w_N.jpg q80, N distinct), wrk -t2 -c$conns -d$duration, $(nproc) cores"
-echo "  framehouse: $ours req/s   non-2xx: $(grep -c Non-2xx "$work/ours.txt" || true)   peak RSS $((ours_rss / 1024)) MiB"
-echo "  thumbor:    $theirs req/s   non-2xx: $(grep -c Non-2xx "$work/theirs.txt" || true)   peak RSS $((theirs_rss / 1024)) MiB ($(nproc) processes)"
-python3 -c "print(f'  ratio framehouse/thumbor: {float(\"$ours\")/float(\"$theirs\"):.1f}x')"
+load() { # load SPAN QBASE: both servers, each request a new width/quality pair
+  local span=$1 qbase=$2 ours theirs before_kib ours_rss theirs_rss
+  before_kib=$(rss_kib "$server_pid" VmRSS)
+  ours=$(WIDTH_SPAN=$span Q_BASE=$qbase URL_TEMPLATE="/img/$id/q_%Q,w_%W.jpg" \
+    wrk -t2 -c"$conns" -d"$duration" -s "$work/unique.lua" "$base" | tee "$work/ours.txt" | rps)
+  theirs=$(WIDTH_SPAN=$span Q_BASE=$qbase URL_TEMPLATE="/unsafe/%Wx0/filters:quality(%Q)/photo.jpg" \
+    wrk -t2 -c"$conns" -d"$duration" -s "$work/unique.lua" "http://127.0.0.1:$tport" | tee "$work/theirs.txt" | rps)
+  ours_rss=$(rss_kib "$server_pid" VmHWM)
+  theirs_rss=$(hwm_tree "$thumbor_pid")
+  echo "uncached transforms, widths 100–$((100 + span)) (5120x2880 progressive JPEG -> w_N.jpg, q $qbase–$((qbase + 29))), wrk -t2 -c$conns -d$duration, $(nproc) cores"
+  echo "  framehouse: $ours req/s   non-2xx: $(grep -c Non-2xx "$work/ours.txt" || true)   RSS before $((before_kib / 1024)) MiB, peak $((ours_rss / 1024)) MiB"
+  echo "  thumbor:    $theirs req/s   non-2xx: $(grep -c Non-2xx "$work/theirs.txt" || true)   peak RSS $((theirs_rss / 1024)) MiB ($(nproc) processes)"
+  python3 -c "print(f'  ratio framehouse/thumbor: {float(\"$ours\")/float(\"$theirs\"):.1f}x')"
+}
+# Warm both up first (thumbor's worker processes are slow for their first seconds).
+for target in "$base|/img/$id/q_%Q,w_%W.jpg" "http://127.0.0.1:$tport|/unsafe/%Wx0/filters:quality(%Q)/photo.jpg"; do
+  WIDTH_SPAN=900 Q_BASE=10 URL_TEMPLATE="${target#*|}" wrk -t2 -c"$conns" -d5s -s "$work/unique.lua" "${target%%|*}" >/dev/null
+done
+load "${SPAN_SMALL:-900}" 40
+load "${SPAN_LARGE:-1900}" 70
 
 # Cached hits: the same transform over and over.
 url="$base/img/$id/w_300.jpg"

@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 pub use format::{sniff, ImageFormat, OutputFormat, SNIFF_LEN};
 pub use phash::{hamming, phash, HASH_SIDE};
 pub use probe::{check_limits, probe_file, LimitError, Limits, Probe};
-pub use process::{default_presets, process_file, Fit, PresetSpec, Processed, Rendition};
+pub use process::{
+    default_presets, process_file, proxy_preset, Fit, PresetSpec, Processed, Rendition, PROXY,
+};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -54,6 +54,27 @@ pub fn default_presets() -> Vec<PresetSpec> {
     ]
 }
 
+/// Name of the [`proxy_preset`].
+pub const PROXY: &str = "proxy";
+
+/// A high-quality 2560 px JPEG (Q95, 4:4:4 — libvips turns chroma subsampling off from
+/// Q90) of the original, made from the same single decode as the presets. On-the-fly
+/// transforms whose output fits inside it start from it instead of the original:
+/// decoding it costs a fraction of decoding a large (often progressive) original, and
+/// the result is visually the same — measured on a 5120×2880 progressive photo, the
+/// 1900/1300/640 px resizes from the proxy differ from those made from the original by
+/// 50/52/54 dB PSNR, far below what the output's own Q80 encoding changes.
+pub fn proxy_preset() -> PresetSpec {
+    PresetSpec {
+        name: PROXY.into(),
+        width: 2560,
+        height: 2560,
+        fit: Fit::Inside,
+        formats: vec![OutputFormat::Jpeg],
+        quality: 95,
+    }
+}
+
 /// One encoded derivative.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Rendition {

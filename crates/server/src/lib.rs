@@ -63,7 +63,7 @@ impl AppState {
         let queue = queue::Queue::new(db.pool.clone(), db.backend);
         Ok(AppState {
             jwt: Arc::new(JwtKeys::new(&jwt_key, settings.auth.access_token_ttl_secs)),
-            presets: Arc::new(imaging::default_presets()),
+            presets: Arc::new(presets()),
             delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
             transforms: Arc::new(transforms),
             similar: Arc::default(),
@@ -74,6 +74,13 @@ impl AppState {
             queue,
         })
     }
+}
+
+/// The fixed presets every upload gets, plus the proxy that small transforms start from.
+fn presets() -> Vec<imaging::PresetSpec> {
+    let mut presets = imaging::default_presets();
+    presets.push(imaging::proxy_preset());
+    presets
 }
 
 /// The configured key, or one generated on first start and kept in the data dir.

@@ -94,9 +94,25 @@ pub fn transform_file(
     output: TransformFormat,
     limits: &TransformLimits,
 ) -> Result<Encoded, ImagingError> {
+    let source = Input {
+        path,
+        format: input,
+        plan_size: None,
+    };
+    guarded(&source, spec, watermark, output, limits)
+}
+
+/// Runs one transform under its watchdog and cleans up libvips' thread state after.
+fn guarded(
+    source: &Input<'_>,
+    spec: &TransformSpec,
+    watermark: Option<&ResolvedWatermark>,
+    output: TransformFormat,
+    limits: &TransformLimits,
+) -> Result<Encoded, ImagingError> {
     crate::ensure_started()?;
     let watchdog = Watchdog::start(limits.timeout).map_err(|e| ImagingError::Vips(e.0))?;
-    let result = run(path, input, spec, watermark, output, limits, &watchdog);
+    let result = run(source, spec, watermark, output, limits, &watchdog);
     // Whatever failed once the time was up failed because the pipeline was killed.
     let result = match result {
         Err(_) if watchdog.fired() => Err(ImagingError::Timeout),
@@ -108,19 +124,53 @@ pub fn transform_file(
     result
 }
 
-fn run(
+/// Like [`transform_file`], but `path` is a smaller stand-in (a proxy) for an original of
+/// `original_size` (upright): output sizes are planned for the original, so they come out
+/// exactly as if the original had been read. Only for transforms without a crop
+/// rectangle, whose coordinates are in the original's pixels.
+pub fn transform_proxy_file(
     path: &Path,
     input: ImageFormat,
+    original_size: (u32, u32),
+    spec: &TransformSpec,
+    watermark: Option<&ResolvedWatermark>,
+    output: TransformFormat,
+    limits: &TransformLimits,
+) -> Result<Encoded, ImagingError> {
+    if spec.crop.is_some() {
+        return Err(ImagingError::InvalidTransform(
+            "a proxy cannot serve a crop".into(),
+        ));
+    }
+    let source = Input {
+        path,
+        format: input,
+        plan_size: Some(original_size),
+    };
+    guarded(&source, spec, watermark, output, limits)
+}
+
+/// What to read, and the size to plan for when it stands in for a larger original.
+struct Input<'a> {
+    path: &'a Path,
+    format: ImageFormat,
+    plan_size: Option<(u32, u32)>,
+}
+
+fn run(
+    input: &Input<'_>,
     spec: &TransformSpec,
     watermark: Option<&ResolvedWatermark>,
     output: TransformFormat,
     limits: &TransformLimits,
     watchdog: &Watchdog,
 ) -> Result<Encoded, ImagingError> {
-    let source = load::open(path, input, limits)?;
-    let plan = Plan::new(source.width, source.height, spec)?;
+    let (path, input_format) = (input.path, input.format);
+    let source = load::open(path, input_format, limits)?;
+    let (plan_w, plan_h) = input.plan_size.unwrap_or((source.width, source.height));
+    let plan = Plan::new(plan_w, plan_h, spec)?;
     plan.check(limits, output)?;
-    let page = page_to_load(spec, input, source.frames, output)?;
+    let page = page_to_load(spec, input_format, source.frames, output)?;
     let mark = match (watermark, &spec.watermark) {
         (Some(wm), Some(ws)) => overlay::watermark(wm, ws, plan.output, limits, watchdog)?,
         (None, Some(ws)) => {

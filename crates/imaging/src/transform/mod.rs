@@ -7,7 +7,10 @@
 mod exec;
 mod spec;
 
-pub use exec::{transform_file, Encoded, ResolvedWatermark, TransformLimits, WatermarkSource};
+pub use exec::{
+    transform_file, transform_proxy_file, Encoded, ResolvedWatermark, TransformLimits,
+    WatermarkSource,
+};
 pub use spec::SpecError;
 
 /// How the output box is filled when both `w` and `h` are given.

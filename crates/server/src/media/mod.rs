@@ -116,7 +116,8 @@ impl MediaItem {
     fn build(row: ItemRow, variants: &[VariantRow]) -> MediaItem {
         let variants = variants
             .iter()
-            .filter(|v| v.blob_id == row.blob_id)
+            // The proxy is an internal source for transforms, not a published variant.
+            .filter(|v| v.blob_id == row.blob_id && v.preset != imaging::PROXY)
             .map(|v| Variant {
                 url: format!("/media/{}/{}.{}", row.id, v.preset, v.format),
                 preset: v.preset.clone(),

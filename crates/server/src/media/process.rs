@@ -117,19 +117,23 @@ impl ProcessImageHandler {
                 .map_err(retry)?;
             return Ok(());
         }
-        self.make_eager_presets(blob).await;
+        self.make_eager_presets(blob, (processed.width, processed.height))
+            .await;
         Ok(())
     }
 
     /// Transform presets marked `eager` are made now, so their first request is a hit.
     /// A failure here only costs that first request its speed: it is logged, not fatal.
-    async fn make_eager_presets(&self, blob: &repo::BlobRow) {
+    async fn make_eager_presets(&self, blob: &repo::BlobRow, (width, height): (u32, u32)) {
         let Some(format) = imaging::ImageFormat::parse(&blob.format) else {
             return;
         };
         let source = crate::transform::Source {
             blob_id: blob.id.clone(),
             format,
+            frames: blob.frames,
+            width,
+            height,
         };
         for (name, preset) in &self.transforms.presets {
             for ext in preset.entry.eager_formats() {

@@ -195,6 +195,7 @@ pub struct BlobRow {
     pub id: String,
     pub format: String,
     pub status: String,
+    pub frames: i64,
 }
 
 pub async fn blob_by_sha(db: &Db, sha256: &str) -> Result<Option<BlobRow>, sqlx::Error> {
@@ -206,7 +207,7 @@ pub async fn blob(db: &Db, id: &str) -> Result<Option<BlobRow>, sqlx::Error> {
 }
 
 async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow>, sqlx::Error> {
-    let sql = format!("SELECT id, format, status FROM blobs WHERE {column} = $1");
+    let sql = format!("SELECT id, format, status, frames FROM blobs WHERE {column} = $1");
     let row = sqlx::query(&sql)
         .bind(value)
         .fetch_optional(&db.pool)
@@ -216,6 +217,7 @@ async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow
             id: r.try_get("id")?,
             format: r.try_get("format")?,
             status: r.try_get("status")?,
+            frames: r.try_get("frames")?,
         })
     })
     .transpose()

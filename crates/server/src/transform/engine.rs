@@ -23,6 +23,7 @@ use super::signing::Signer;
 use crate::db::{now_ms, Db};
 use crate::error::AppError;
 use crate::media::ingest::original_key;
+use crate::media::repo;
 use crate::settings::{PresetEntry, Settings, WatermarkSettings};
 use crate::storage::Storage;
 
@@ -37,6 +38,11 @@ pub struct Preset {
 pub struct Source {
     pub blob_id: String,
     pub format: ImageFormat,
+    /// Frames of the original (animated sources never start from the proxy).
+    pub frames: i64,
+    /// The original's upright size, which transforms from the proxy plan for.
+    pub width: u32,
+    pub height: u32,
 }
 
 /// A watermark ready to apply, with what identifies it in cache keys.
@@ -59,6 +65,8 @@ pub struct TransformEngine {
     results: Cache<String, Bytes>,
     /// Transforms actually computed (not served from a cache): the coalescing metric.
     pub computed: AtomicU64,
+    /// Of those, how many started from the blob's proxy instead of the original.
+    pub from_proxy: AtomicU64,
     unused_ms: i64,
     db: Db,
     storage: Storage,
@@ -124,6 +132,7 @@ impl TransformEngine {
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
             computed: AtomicU64::new(0),
+            from_proxy: AtomicU64::new(0),
             unused_ms: (t.unused_days as i64).saturating_mul(86_400_000),
             db,
             storage,
@@ -230,25 +239,42 @@ impl TransformEngine {
         let permit = self.pool.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let permit = permit.map_err(AppError::internal)?;
+        let (key, original_size) = self.input_for(source, spec, format).await?;
+        let input = if original_size.is_some() {
+            ImageFormat::Jpeg
+        } else {
+            source.format
+        };
         let (path, is_temp) = self
             .storage
-            .fetch_to_path(&original_key(&source.blob_id))
+            .fetch_to_path(&key)
             .await
             .map_err(AppError::internal)?;
-        let (spec, limits, input) = (spec.clone(), self.limits.clone(), source.format);
+        let (spec, limits) = (spec.clone(), self.limits.clone());
         let wm = watermark.map(|w| w.resolved.clone());
         let run_path = path.clone();
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            imaging::transform::transform_file(
-                &run_path,
-                input,
-                &spec,
-                wm.as_ref(),
-                format,
-                &limits,
-            )
+            match original_size {
+                Some(size) => imaging::transform::transform_proxy_file(
+                    &run_path,
+                    input,
+                    size,
+                    &spec,
+                    wm.as_ref(),
+                    format,
+                    &limits,
+                ),
+                None => imaging::transform::transform_file(
+                    &run_path,
+                    input,
+                    &spec,
+                    wm.as_ref(),
+                    format,
+                    &limits,
+                ),
+            }
         })
         .await;
         if is_temp {
@@ -259,6 +285,40 @@ impl TransformEngine {
         metrics::histogram!("transform_duration_seconds").record(started.elapsed().as_secs_f64());
         let encoded = result.map_err(AppError::internal)?.map_err(imaging_error)?;
         Ok(Bytes::from(encoded.bytes))
+    }
+
+    /// The object to start from: the blob's proxy when the output fits inside it (see
+    /// `imaging::proxy_preset`), with the original's size to plan for; else the original.
+    async fn input_for(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+    ) -> Result<(String, Option<(u32, u32)>), AppError> {
+        let original = (original_key(&source.blob_id), None);
+        let animated_out = source.frames > 1
+            && spec.frame.is_none()
+            && matches!(format, TransformFormat::Gif | TransformFormat::Webp);
+        if animated_out || spec.crop.is_some() {
+            return Ok(original);
+        }
+        let Some(proxy) = repo::variant(&self.db, &source.blob_id, imaging::PROXY, "jpg").await?
+        else {
+            return Ok(original);
+        };
+        let dpr = u64::from(spec.dpr.max(1));
+        let (w, h) = (
+            spec.width.map(|w| u64::from(w) * dpr),
+            spec.height.map(|h| u64::from(h) * dpr),
+        );
+        let fits = |want: Option<u64>, have: i64| want.is_none_or(|v| v <= have.max(0) as u64);
+        if (w.is_none() && h.is_none()) || !fits(w, proxy.width) || !fits(h, proxy.height) {
+            return Ok(original);
+        }
+        metrics::counter!("transforms_from_proxy_total").increment(1);
+        self.from_proxy.fetch_add(1, Ordering::Relaxed);
+        let key = format!("derivatives/{}/{}.jpg", source.blob_id, imaging::PROXY);
+        Ok((key, Some((source.width, source.height))))
     }
 
     async fn record(&self, source: &Source, key: &str, size: usize) -> Result<(), AppError> {

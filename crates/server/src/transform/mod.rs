@@ -18,6 +18,7 @@ pub use engine::{Source, TransformEngine, Watermark};
 
 use crate::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::identity::Viewer;
+use crate::media::repo::ItemRow;
 use crate::media::{can_read, delivery};
 use crate::AppState;
 
@@ -146,7 +147,7 @@ pub async fn get_transform(
         Some(item) if capability || can_read(&item, &viewer) => item,
         _ => return Err(AppError::not_found("media item")),
     };
-    let source = source_of(&item.blob_id, &item.format)?;
+    let source = source_of(&item)?;
     let watermark = match &req.spec.watermark {
         Some(wm) => Some(
             state
@@ -189,12 +190,16 @@ pub async fn get_transform(
     Ok(response)
 }
 
-fn source_of(blob_id: &str, format: &str) -> AppResult<Source> {
-    let format = ImageFormat::parse(format)
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored format {format} unknown")))?;
+fn source_of(item: &ItemRow) -> AppResult<Source> {
+    let format = ImageFormat::parse(&item.format).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("stored format {} unknown", item.format))
+    })?;
     Ok(Source {
-        blob_id: blob_id.to_string(),
+        blob_id: item.blob_id.clone(),
         format,
+        frames: item.frames,
+        width: item.width.try_into().unwrap_or(0),
+        height: item.height.try_into().unwrap_or(0),
     })
 }
 
@@ -205,7 +210,7 @@ async fn readable_source(
     media_id: &str,
 ) -> AppResult<Option<Source>> {
     match state.delivery_cache.item(&state.db, media_id).await? {
-        Some(item) if can_read(&item, viewer) => Ok(Some(source_of(&item.blob_id, &item.format)?)),
+        Some(item) if can_read(&item, viewer) => Ok(Some(source_of(&item)?)),
         _ => Ok(None),
     }
 }

@@ -506,3 +506,45 @@ both_backends!(
     unused_results_are_removed_by_the_scheduler_job,
     similar_finds_near_duplicates_the_caller_may_see,
 );
+
+async fn small_transforms_start_from_the_proxy_and_large_ones_from_the_original(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.user("alice").await;
+    let id = ready_item(&app, &token, fixtures::jpeg(3000, 2000), "").await;
+    let item: Value = app.get_item(Some(&token), &id).await.json().await.unwrap();
+    assert!(
+        item["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["preset"] != "proxy"),
+        "the proxy is internal: {item}"
+    );
+    assert_eq!(
+        app.get(Some(&token), &format!("/media/{id}/proxy.jpg"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // The proxy is 2560×1707: outputs inside it start there; larger ones and crops
+    // (in source coordinates) start from the original.
+    let cases = [
+        ("w_1000", 1000, 667, 1),
+        ("w_2000", 2000, 1333, 1),
+        ("w_700,dpr_2", 1400, 933, 1),
+        ("w_2600", 2600, 1733, 0),
+        ("w_1300,dpr_2", 2600, 1733, 0),
+        ("w_300,crop_0:0:1500:1000", 300, 200, 0),
+    ];
+    for (ops, w, h, proxied) in cases {
+        let before = app.state.transforms.from_proxy.load(Ordering::SeqCst);
+        let resp = app.get(Some(&token), &format!("/img/{id}/{ops}.jpg")).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{ops}");
+        let (_, ow, oh) = decode(&resp.bytes().await.unwrap());
+        assert_eq!((ow, oh), (w, h), "{ops}");
+        let used = app.state.transforms.from_proxy.load(Ordering::SeqCst) - before;
+        assert_eq!(used, proxied, "{ops} started from the proxy");
+    }
+}
+
+both_backends!(small_transforms_start_from_the_proxy_and_large_ones_from_the_original);
