@@ -40,6 +40,14 @@ pub struct VariantRow {
     pub etag: String,
 }
 
+/// `$first, $first+1, …` for an `IN (…)` list of `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
     m.visibility, m.deduplicated, m.created_at, m.updated_at, b.sha256, b.size, b.format,
     b.width, b.height, b.frames, b.status, b.error, m.job_id
@@ -134,11 +142,10 @@ pub async fn items_of_blobs(
     if blob_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (3..blob_ids.len() + 3).map(|i| format!("${i}")).collect();
     let sql = format!(
         "{ITEM_SELECT} WHERE m.blob_id IN ({}) AND (m.owner_id = $1 OR m.visibility = 'public' OR $2 = 1)
          ORDER BY m.id DESC",
-        marks.join(", ")
+        placeholders(3, blob_ids.len())
     );
     let mut query = sqlx::query(&sql).bind(caller).bind(is_admin as i64);
     for id in blob_ids {
@@ -156,10 +163,9 @@ pub async fn variants(db: &Db, blob_ids: &[&str]) -> Result<Vec<VariantRow>, sql
     if blob_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=blob_ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT * FROM variants WHERE blob_id IN ({}) ORDER BY blob_id, preset, format",
-        marks.join(", ")
+        placeholders(1, blob_ids.len())
     );
     let mut query = sqlx::query(&sql);
     for id in blob_ids {
@@ -341,8 +347,10 @@ pub async fn existing_blob_ids(db: &Db, ids: &[&str]) -> Result<Vec<String>, sql
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("SELECT id FROM blobs WHERE id IN ({})", marks.join(", "));
+    let sql = format!(
+        "SELECT id FROM blobs WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
     let mut query = sqlx::query(&sql);
     for id in ids {
         query = query.bind(*id);
