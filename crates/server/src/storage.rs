@@ -169,14 +169,6 @@ impl Storage {
         Ok((dest, true))
     }
 
-    pub async fn exists(&self, key: &str) -> anyhow::Result<bool> {
-        match self.store.head(&ObjectPath::from(key)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -105,7 +105,8 @@ impl ProcessImageHandler {
             .record(
                 blob,
                 &rows,
-                &processed_meta(processed.width, processed.height, processed.phash),
+                (processed.width, processed.height),
+                processed.phash,
             )
             .await
             .map_err(retry)?;
@@ -156,16 +157,18 @@ impl ProcessImageHandler {
         &self,
         blob: &repo::BlobRow,
         rows: &[(String, &str, i64, i64, i64, String)],
-        meta: &(i64, i64, i64),
+        (width, height): (u32, u32),
+        phash: u64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2, phash = $3,
              processed_at = $4 WHERE id = $5",
         )
-        .bind(meta.0)
-        .bind(meta.1)
-        .bind(meta.2)
+        .bind(i64::from(width))
+        .bind(i64::from(height))
+        // Stored as the i64 with the same bits: both databases lack an unsigned 64-bit type.
+        .bind(phash as i64)
         .bind(now_ms())
         .bind(&blob.id)
         .execute(&mut *tx)
@@ -208,11 +211,6 @@ impl ProcessImageHandler {
         .map_err(retry)?;
         Ok(())
     }
-}
-
-/// Oriented width, height and the perceptual hash as stored (i64 bit pattern).
-fn processed_meta(width: u32, height: u32, phash: u64) -> (i64, i64, i64) {
-    (width as i64, height as i64, phash as i64)
 }
 
 fn retry(e: impl std::fmt::Display) -> JobError {
