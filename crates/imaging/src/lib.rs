@@ -20,7 +20,8 @@ pub use format::{sniff, ImageFormat, OutputFormat, SNIFF_LEN};
 pub use phash::{hamming, phash, HASH_SIDE};
 pub use probe::{check_limits, probe_file, LimitError, Limits, Probe};
 pub use process::{
-    default_presets, process_file, proxy_preset, Fit, PresetSpec, Processed, Rendition, PROXY,
+    default_presets, is_proxy, process_file, proxy_presets, Fit, PresetSpec, Processed, Rendition,
+    PROXIES,
 };
 
 /// Everything that can go wrong in this crate.

@@ -76,10 +76,10 @@ impl AppState {
     }
 }
 
-/// The fixed presets every upload gets, plus the proxy that small transforms start from.
+/// The fixed presets every upload gets, plus the proxies transforms start from.
 fn presets() -> Vec<imaging::PresetSpec> {
     let mut presets = imaging::default_presets();
-    presets.push(imaging::proxy_preset());
+    presets.extend(imaging::proxy_presets());
     presets
 }
 

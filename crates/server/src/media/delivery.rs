@@ -63,7 +63,7 @@ pub async fn get_file(
     } else {
         let (preset, ext) = file
             .rsplit_once('.')
-            .filter(|(preset, _)| *preset != imaging::PROXY)
+            .filter(|(preset, _)| !imaging::is_proxy(preset))
             .ok_or_else(|| AppError::not_found("variant"))?;
         let mime = match ext {
             "webp" => "image/webp",

@@ -117,7 +117,7 @@ impl MediaItem {
         let variants = variants
             .iter()
             // The proxy is an internal source for transforms, not a published variant.
-            .filter(|v| v.blob_id == row.blob_id && v.preset != imaging::PROXY)
+            .filter(|v| v.blob_id == row.blob_id && !imaging::is_proxy(&v.preset))
             .map(|v| Variant {
                 url: format!("/media/{}/{}.{}", row.id, v.preset, v.format),
                 preset: v.preset.clone(),

@@ -302,23 +302,28 @@ impl TransformEngine {
         if animated_out || spec.crop.is_some() {
             return Ok(original);
         }
-        let Some(proxy) = repo::variant(&self.db, &source.blob_id, imaging::PROXY, "jpg").await?
-        else {
-            return Ok(original);
-        };
         let dpr = u64::from(spec.dpr.max(1));
         let (w, h) = (
             spec.width.map(|w| u64::from(w) * dpr),
             spec.height.map(|h| u64::from(h) * dpr),
         );
-        let fits = |want: Option<u64>, have: i64| want.is_none_or(|v| v <= have.max(0) as u64);
-        if (w.is_none() && h.is_none()) || !fits(w, proxy.width) || !fits(h, proxy.height) {
+        if w.is_none() && h.is_none() {
             return Ok(original);
         }
-        metrics::counter!("transforms_from_proxy_total").increment(1);
-        self.from_proxy.fetch_add(1, Ordering::Relaxed);
-        let key = format!("derivatives/{}/{}.jpg", source.blob_id, imaging::PROXY);
-        Ok((key, Some((source.width, source.height))))
+        let fits = |want: Option<u64>, have: i64| want.is_none_or(|v| v <= have.max(0) as u64);
+        // PROXIES is smallest first: take the first that holds the output.
+        for name in imaging::PROXIES {
+            let Some(proxy) = repo::variant(&self.db, &source.blob_id, name, "jpg").await? else {
+                continue;
+            };
+            if fits(w, proxy.width) && fits(h, proxy.height) {
+                metrics::counter!("transforms_from_proxy_total").increment(1);
+                self.from_proxy.fetch_add(1, Ordering::Relaxed);
+                let key = format!("derivatives/{}/{name}.jpg", source.blob_id);
+                return Ok((key, Some((source.width, source.height))));
+            }
+        }
+        Ok(original)
     }
 
     async fn record(&self, source: &Source, key: &str, size: usize) -> Result<(), AppError> {

@@ -135,8 +135,8 @@ async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Back
     app.wait_processed(&alice, a["id"].as_str().unwrap()).await;
     assert_eq!(
         app.files_under("objects").len(),
-        8,
-        "original + 6 derivatives + the transform proxy"
+        9,
+        "original + 6 derivatives + the two transform proxies"
     );
 
     let del = |token: String, id: String| {
@@ -156,7 +156,7 @@ async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Back
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         app.files_under("objects").len(),
-        8,
+        9,
         "still referenced by bob's item"
     );
     let still: Value = app
@@ -241,7 +241,7 @@ async fn the_sweep_removes_rowless_objects_and_stale_temp_files_only(backend: Ba
     app.wait_processed(&token, item["id"].as_str().unwrap())
         .await;
     let live = app.files_under("objects");
-    assert_eq!(live.len(), 8);
+    assert_eq!(live.len(), 9);
     let stray = app.data_dir.join("objects/originals/0000-no-such-blob");
     std::fs::write(&stray, b"left by a crash").unwrap();
     let stray_derivative = app

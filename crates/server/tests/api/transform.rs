@@ -517,8 +517,14 @@ async fn small_transforms_start_from_the_proxy_and_large_ones_from_the_original(
             .as_array()
             .unwrap()
             .iter()
-            .all(|v| v["preset"] != "proxy"),
+            .all(|v| !v["preset"].as_str().unwrap().starts_with("proxy")),
         "the proxy is internal: {item}"
+    );
+    assert_eq!(
+        app.get(Some(&token), &format!("/media/{id}/proxy-1280.jpg"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
     );
     assert_eq!(
         app.get(Some(&token), &format!("/media/{id}/proxy.jpg"))
