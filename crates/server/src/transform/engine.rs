@@ -49,8 +49,21 @@ pub struct Source {
 pub struct Watermark {
     pub resolved: ResolvedWatermark,
     pub fingerprint: String,
-    /// Temp file to delete after use (a watermark media item fetched from S3).
-    pub temp: Option<PathBuf>,
+    /// Whether its source may be shown to anyone (a media item that is not public makes
+    /// the result private, whatever the base item's visibility).
+    pub public: bool,
+    /// A watermark media item fetched from a remote store, deleted when this is dropped
+    /// (also when the request is cancelled midway).
+    pub temp: Option<TempPath>,
+}
+
+/// A temp file removed on drop.
+pub struct TempPath(PathBuf);
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub struct TransformEngine {
@@ -404,7 +417,7 @@ impl TransformEngine {
     pub async fn watermark(
         &self,
         name: &str,
-        can_read_media: impl AsyncFnOnce(&str) -> Result<Option<Source>, AppError>,
+        can_read_media: impl AsyncFnOnce(&str) -> Result<Option<(Source, bool)>, AppError>,
     ) -> Result<Watermark, AppError> {
         let unknown = || {
             AppError::bad_request(
@@ -413,6 +426,7 @@ impl TransformEngine {
             )
         };
         let cfg = self.watermarks.get(name).ok_or_else(unknown)?;
+        let mut public = true;
         let (source, fingerprint, temp) = if let Some(path) = &cfg.image {
             (
                 WatermarkSource::Image(path.clone()),
@@ -420,7 +434,7 @@ impl TransformEngine {
                 None,
             )
         } else if let Some(id) = &cfg.media_id {
-            let Some(media) = can_read_media(id).await? else {
+            let Some((media, media_public)) = can_read_media(id).await? else {
                 return Err(AppError::bad_request(
                     "invalid_transform",
                     format!("invalid option `wm_{name}`: its media item is not readable"),
@@ -431,7 +445,8 @@ impl TransformEngine {
                 .fetch_to_path(&original_key(&media.blob_id))
                 .await
                 .map_err(AppError::internal)?;
-            let temp = is_temp.then(|| path.clone());
+            public = media_public;
+            let temp = is_temp.then(|| TempPath(path.clone()));
             (
                 WatermarkSource::Image(path),
                 format!("media:{}", media.blob_id),
@@ -466,6 +481,7 @@ impl TransformEngine {
         Ok(Watermark {
             resolved,
             fingerprint,
+            public,
             temp,
         })
     }

@@ -165,11 +165,10 @@ pub async fn get_transform(
         .transforms
         .render(&source, &req.spec, req.format, watermark.as_ref(), &key)
         .await;
-    if let Some(path) = watermark.as_ref().and_then(|w| w.temp.as_ref()) {
-        tokio::fs::remove_file(path).await.ok();
-    }
+    let watermark_public = watermark.as_ref().is_none_or(|w| w.public);
+    drop(watermark);
     let bytes = rendered?;
-    let cache = if item.visibility == "public" && !capability {
+    let cache = if item.visibility == "public" && !capability && watermark_public {
         "public, max-age=31536000, immutable"
     } else {
         "private, no-store"
@@ -208,9 +207,11 @@ async fn readable_source(
     state: &AppState,
     viewer: &Viewer,
     media_id: &str,
-) -> AppResult<Option<Source>> {
+) -> AppResult<Option<(Source, bool)>> {
     match state.delivery_cache.item(&state.db, media_id).await? {
-        Some(item) if can_read(&item, viewer) => Ok(Some(source_of(&item)?)),
+        Some(item) if can_read(&item, viewer) => {
+            Ok(Some((source_of(&item)?, item.visibility == "public")))
+        }
         _ => Ok(None),
     }
 }

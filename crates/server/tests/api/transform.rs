@@ -554,3 +554,50 @@ async fn small_transforms_start_from_the_proxy_and_large_ones_from_the_original(
 }
 
 both_backends!(small_transforms_start_from_the_proxy_and_large_ones_from_the_original);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_private_watermark_item_makes_the_result_private() {
+    // First run: upload the watermark (private) and a public photo; then restart with a
+    // watermark preset naming that item, on the same data dir and database.
+    let shared = tempfile::tempdir().unwrap();
+    let data_dir = shared.path().join("data");
+    let dir = data_dir.clone();
+    let first = spawn_app_with(Backend::Sqlite, move |s| s.data_dir = dir).await;
+    let token = first.user("alice").await;
+    let mark = ready_item(&first, &token, fixtures::png(200, 100), "").await;
+    let photo = ready_item(
+        &first,
+        &token,
+        fixtures::jpeg(800, 600),
+        "visibility=public",
+    )
+    .await;
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let dir = data_dir.clone();
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.data_dir = dir;
+        s.transform.watermarks.insert(
+            "mark".into(),
+            toml::from_str(&format!("media_id = \"{mark}\"")).unwrap(),
+        );
+    })
+    .await;
+    let token = app.login("alice", "correct horse battery").await;
+    let plain = app.get(None, &format!("/img/{photo}/w_400.jpg")).await;
+    assert_eq!(
+        plain.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let marked = app
+        .get(Some(&token), &format!("/img/{photo}/w_400,wm_mark.jpg"))
+        .await;
+    assert_eq!(marked.status(), StatusCode::OK);
+    assert_eq!(marked.headers()["cache-control"], "private, no-store");
+    // Others may not use a watermark they cannot read.
+    let anonymous = app
+        .get(None, &format!("/img/{photo}/w_400,wm_mark.jpg"))
+        .await;
+    assert_eq!(error_code(anonymous).await.1, "invalid_transform");
+}
