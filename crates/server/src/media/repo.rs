@@ -48,6 +48,16 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Runs `sql`, whose one `{}` is the `IN (…)` list, with `ids` bound to it.
+async fn fetch_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let sql = sql.replacen("{}", &placeholders(1, ids.len()), 1);
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&db.pool).await
+}
+
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
     m.visibility, m.deduplicated, m.created_at, m.updated_at, b.sha256, b.size, b.format,
     b.width, b.height, b.frames, b.status, b.error, m.job_id
@@ -163,20 +173,13 @@ pub async fn variants(db: &Db, blob_ids: &[&str]) -> Result<Vec<VariantRow>, sql
     if blob_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
+    let rows = fetch_in(
+        db,
         "SELECT * FROM variants WHERE blob_id IN ({}) ORDER BY blob_id, preset, format",
-        placeholders(1, blob_ids.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for id in blob_ids {
-        query = query.bind(*id);
-    }
-    query
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(variant_from_row)
-        .collect()
+        blob_ids,
+    )
+    .await?;
+    rows.iter().map(variant_from_row).collect()
 }
 
 pub async fn variant(
@@ -347,20 +350,8 @@ pub async fn existing_blob_ids(db: &Db, ids: &[&str]) -> Result<Vec<String>, sql
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT id FROM blobs WHERE id IN ({})",
-        placeholders(1, ids.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect()
+    let rows = fetch_in(db, "SELECT id FROM blobs WHERE id IN ({})", ids).await?;
+    rows.iter().map(|r| r.try_get("id")).collect()
 }
 
 /// Deletes the blob row (and, by cascade, its variant rows) if nothing references it.
