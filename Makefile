@@ -35,3 +35,4 @@ bench:
 	bench/thumbor.sh
 	bench/upload.sh
 	bench/delivery.sh
+	bench/video.sh

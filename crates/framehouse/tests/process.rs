@@ -254,6 +254,153 @@ async fn kill_9_mid_jobs_loses_nothing(backend: Backend) {
     assert_eq!(server.wait_exit(Duration::from_secs(30)), 0);
 }
 
+/// A 1280×720 H.264 clip with audio, made by ffmpeg for the test.
+fn clip(secs: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=1280x720:rate=25:duration={secs}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={secs}"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+    resp.json().await.unwrap()
+}
+
+/// Killed while ffmpeg is in the middle of the ladder: after a restart the job runs
+/// again and completes, and every published playlist names only segments that exist.
+async fn kill_9_mid_transcode_resumes_and_publishes_only_whole_renditions(backend: Backend) {
+    if skip(backend) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(backend, dir.path()).await;
+    let env = [
+        ("FRAMEHOUSE_WORKER__LEASE_SECS", "2"),
+        ("FRAMEHOUSE_VIDEO__LADDER", "[240, 360, 480, 720]"),
+        ("FRAMEHOUSE_VIDEO__X264_PRESET", "faster"),
+        ("FRAMEHOUSE_VIDEO__STORYBOARD", "false"),
+    ];
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), &db, &env);
+    let token = token(&client, &server.base).await;
+    let it = upload(&client, &server.base, &token, clip(12)).await;
+    let (id, job_id) = (
+        it["id"].as_str().unwrap().to_string(),
+        it["job_id"].as_str().unwrap().to_string(),
+    );
+    // Kill once the first rendition plays and the rest of the ladder is being encoded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = get_json(
+            &client,
+            &format!("{}/api/v1/jobs/{job_id}", server.base),
+            &token,
+        )
+        .await;
+        let progress = job["progress"].as_i64().unwrap_or(0);
+        if (35..90).contains(&progress) {
+            break;
+        }
+        assert!(
+            job["state"] != "succeeded",
+            "the job finished before the kill: {job}"
+        );
+        assert!(Instant::now() < deadline, "no progress: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.signal(Signal::SIGKILL);
+    server.wait_exit(Duration::from_secs(10));
+    // ffmpeg died with its parent rather than running on as an orphan.
+    std::thread::sleep(Duration::from_millis(500));
+    let orphans = Command::new("pgrep")
+        .args(["-f", &dir.path().to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        orphans.stdout.is_empty(),
+        "ffmpeg outlived the server: {}",
+        String::from_utf8_lossy(&orphans.stdout)
+    );
+
+    let mut server = Server::start(dir.path(), &db, &env);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let job = get_json(
+            &client,
+            &format!("{}/api/v1/jobs/{job_id}", server.base),
+            &token,
+        )
+        .await;
+        if job["state"] == "succeeded" {
+            break;
+        }
+        assert!(job["state"] != "dead", "{job}");
+        assert!(
+            Instant::now() < deadline,
+            "job did not finish after the restart: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let item = get_json(
+        &client,
+        &format!("{}/api/v1/media/{id}", server.base),
+        &token,
+    )
+    .await;
+    let names: Vec<&str> = item["playback"]["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["240p", "360p", "480p", "720p"], "{item}");
+    for name in names {
+        let base = format!("{}/media/{id}/hls/{name}", server.base);
+        let playlist = client
+            .get(format!("{base}/index.m3u8"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(playlist.status(), 200);
+        let playlist = playlist.text().await.unwrap();
+        assert!(playlist.contains("#EXT-X-ENDLIST"));
+        let segments = playlist
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty());
+        for uri in segments.chain(std::iter::once("init.mp4?")) {
+            let resp = client
+                .get(format!("{base}/{uri}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{name}/{uri}");
+        }
+    }
+    server.signal(Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), 0);
+}
+
 async fn sigterm_during_an_upload_lets_it_finish_and_exits_zero(backend: Backend) {
     if skip(backend) {
         return;
@@ -359,6 +506,7 @@ macro_rules! both_backends {
 
 both_backends!(
     kill_9_mid_jobs_loses_nothing,
+    kill_9_mid_transcode_resumes_and_publishes_only_whole_renditions,
     sigterm_during_an_upload_lets_it_finish_and_exits_zero,
     sigterm_during_a_job_finishes_or_reruns_it,
 );

@@ -319,11 +319,14 @@ impl Queue {
         }
     }
 
-    /// Cancels a job that has not started. `false` if it is not queued (any more).
+    /// Cancels a queued or running job. A running job loses its lease at once: its
+    /// worker's next heartbeat or progress report fails, which cancels the handler's
+    /// token (within `heartbeat_every`). `false` if the job has already finished.
     pub async fn cancel(&self, id: &JobId) -> Result<bool> {
         let sql = self.sql(
-            "UPDATE jobs SET state = 'cancelled', finished_at = {now}, updated_at = {now} \
-             WHERE id = $1 AND state = 'queued'",
+            "UPDATE jobs SET state = 'cancelled', lease_until = NULL, lease_token = NULL, \
+             finished_at = {now}, updated_at = {now} \
+             WHERE id = $1 AND state IN ('queued', 'running')",
         );
         let done = sqlx::query(&sql)
             .bind(id.as_str())

@@ -1,7 +1,7 @@
 //! The job API: poll one job, and (admins) list jobs by state — the dead-letter view.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use queue::{JobId, JobRecord, JobState};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,7 +56,8 @@ impl From<JobRecord> for JobView {
     }
 }
 
-/// A job is visible to admins, and to the owner of the item whose upload started it.
+/// A job is visible to admins, to the owner of the item whose upload started it, and
+/// to the owner of the item a job was requested for (`media_id` in its payload).
 async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResult<bool> {
     if caller.is_admin {
         return Ok(true);
@@ -65,7 +67,61 @@ async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResul
         .bind(&caller.user_id)
         .fetch_optional(&state.db.pool)
         .await?;
+    if owns.is_some() {
+        return Ok(true);
+    }
+    let Some(media_id) = job.payload.get("media_id").and_then(|v| v.as_str()) else {
+        return Ok(false);
+    };
+    let owns = sqlx::query("SELECT 1 FROM media WHERE id = $1 AND owner_id = $2")
+        .bind(media_id)
+        .bind(&caller.user_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
     Ok(owns.is_some())
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView, description = "cancelled; a running job stops within seconds"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the job has already finished")))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AppResult<Json<JobView>> {
+    let id = JobId::parse(&id).map_err(|_| AppError::not_found("job"))?;
+    let job = match state.queue.get(&id).await? {
+        Some(job) if may_see(&state, &caller, &job).await? => job,
+        _ => return Err(AppError::not_found("job")),
+    };
+    if !state.queue.cancel(&id).await? {
+        return Err(AppError::new(
+            axum::http::StatusCode::CONFLICT,
+            "job_finished",
+            format!("the job is already {}", job.state.as_str()),
+        ));
+    }
+    // An item whose processing was cancelled before it could be shown says so; one
+    // that already plays (a video's first rendition) stays ready.
+    if let Some(blob_id) = job.payload.get("blob_id").and_then(|v| v.as_str()) {
+        if job.kind == crate::media::PROCESS_IMAGE || job.kind == crate::video::PROCESS_VIDEO {
+            sqlx::query(
+                "UPDATE blobs SET status = 'failed', error = 'processing was cancelled'
+                 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(blob_id)
+            .execute(&state.db.pool)
+            .await?;
+        }
+    }
+    let job = state
+        .queue
+        .get(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found("job"))?;
+    Ok(Json(job.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",

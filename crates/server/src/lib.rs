@@ -8,9 +8,11 @@ pub mod identity;
 mod jobs;
 pub mod media;
 pub mod ops;
+mod playback;
 pub mod settings;
 pub mod storage;
 pub mod transform;
+pub mod video;
 mod workers;
 
 use std::net::SocketAddr;
@@ -44,6 +46,7 @@ pub struct AppState {
     pub delivery_cache: media::DeliveryCache,
     pub transforms: Arc<transform::TransformEngine>,
     pub similar: Arc<media::SimilarIndex>,
+    pub video: Arc<video::VideoEngine>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -67,6 +70,7 @@ impl AppState {
             delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
             transforms: Arc::new(transforms),
             similar: Arc::default(),
+            video: Arc::new(video::VideoEngine::new(&settings, storage.tmp_dir())),
             metrics: ops::prometheus(),
             settings: Arc::new(settings),
             db,
@@ -120,7 +124,9 @@ pub fn router(state: AppState) -> Router {
             .merge(identity::router())
             .merge(media::router())
             .merge(transform::router())
-            .merge(jobs::router());
+            .merge(jobs::router())
+            .merge(video::router())
+            .merge(playback::router());
     }
     app.layer(axum::middleware::from_fn(ops::track_requests))
         .layer(CatchPanicLayer::new())

@@ -130,13 +130,23 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         crate::transform::create_signed_url,
         crate::jobs::get_job,
         crate::jobs::list_jobs,
+        crate::jobs::cancel_job,
+        crate::video::audio::request_audio,
+        crate::video::token::create_playback_token,
+        crate::video::hls::master_playlist,
+        crate::video::hls::rendition_file,
+        crate::video::watermark::put_watermark,
+        crate::video::watermark::get_watermark,
+        crate::video::watermark::delete_watermark,
+        crate::playback::record_playback,
+        crate::playback::get_playback,
         healthz,
         readyz,
         metrics_text,
         openapi_json,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "operations"))
+    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "playback"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

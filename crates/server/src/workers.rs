@@ -75,6 +75,24 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
             },
         ),
         timed(
+            crate::video::PROCESS_VIDEO,
+            crate::video::ProcessVideoHandler {
+                db: state.db.clone(),
+                storage: state.storage.clone(),
+                presets: state.presets.clone(),
+                video: state.video.clone(),
+                settings: s.video.clone(),
+            },
+        ),
+        timed(
+            crate::video::EXTRACT_AUDIO,
+            crate::video::ExtractAudioHandler {
+                db: state.db.clone(),
+                storage: state.storage.clone(),
+                video: state.video.clone(),
+            },
+        ),
+        timed(
             GC_BLOB,
             GcBlobHandler {
                 db: state.db.clone(),

@@ -45,7 +45,7 @@ pub async fn probe(
 /// Builds the `file:` URL ffprobe reads. The prefix pins the protocol even if
 /// the path contains a colon; the path is absolute so the private working
 /// directory does not change what is opened.
-async fn file_url(path: &Path) -> Result<String, VideoError> {
+pub(crate) async fn file_url(path: &Path) -> Result<String, VideoError> {
     let abs = tokio::fs::canonicalize(path).await?;
     let abs = abs.to_str().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8")

@@ -21,6 +21,7 @@ on_both_backends!(
     heartbeats_keep_a_job_past_its_lease_and_a_lost_lease_discards_the_result,
     graceful_shutdown_releases_a_long_job_after_the_grace_period,
     two_schedulers_enqueue_each_periodic_slot_once,
+    cancelling_a_running_job_stops_its_handler_and_it_stays_cancelled,
 );
 
 /// What a test handler does, chosen by its kind.
@@ -357,4 +358,43 @@ async fn two_schedulers_enqueue_each_periodic_slot_once(db: TestDb) {
     assert!((3..=10).contains(&slots), "one job per slot, got {slots}");
     let ran = "SELECT COUNT(*) FROM jobs WHERE kind = 'tick' AND state = 'succeeded'";
     assert!(db.scalar(ran).await >= slots - 1, "the worker ran them");
+}
+
+async fn cancelling_a_running_job_stops_its_handler_and_it_stays_cancelled(db: TestDb) {
+    let registered = handlers(vec![("endless", Behaviour::StopWhenCancelled)]);
+    let shutdown = CancellationToken::new();
+    let pool = run_workers(
+        db.queue.clone(),
+        registered,
+        config(500, 1_000),
+        shutdown.clone(),
+    );
+    let id = db
+        .queue
+        .enqueue(NewJob::new("endless", json!({})))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the job runs", || async {
+        db.state(&id).await == JobState::Running
+    })
+    .await;
+    assert!(db.queue.cancel(&id).await.unwrap());
+    // The next heartbeat finds the lease gone and cancels the handler's token; the
+    // handler's "retry me" must not bring the job back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let row = db.job(&id).await;
+    assert_eq!(row.state, JobState::Cancelled);
+    assert!(
+        !db.queue.cancel(&id).await.unwrap(),
+        "finished jobs stay finished"
+    );
+    let running = db
+        .scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'queued')")
+        .await;
+    assert_eq!(running, 0);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), pool)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -13,8 +13,9 @@ use futures::TryStreamExt;
 use super::ingest::original_key;
 use super::process::variant_key;
 use super::{can_read, format_mime};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppQuery, AppResult};
 use crate::identity::Viewer;
+use crate::video::token::TokenQuery;
 use crate::AppState;
 
 /// What one URL resolves to in the store.
@@ -29,7 +30,8 @@ pub(crate) struct Target {
 
 #[utoipa::path(get, path = "/media/{id}/{file}", tag = "delivery",
     params(("id" = String, Path, description = "media item id"),
-        ("file" = String, Path, description = "`original`, or `{preset}.{webp|jpg}` such as `thumb.webp`")),
+        ("file" = String, Path, description = "`original`, `{preset}.{webp|jpg}` such as `thumb.webp`, or for video and audio `storyboard.vtt`, `storyboard.jpg`, `video.mp4`, `audio.{m4a|mp3|opus}`"),
+        TokenQuery),
     responses((status = 200, description = "the bytes"), (status = 206, description = "a byte range"),
         (status = 304, description = "not modified"), (status = 404, body = crate::error::ErrorBody),
         (status = 416, description = "range not satisfiable")))]
@@ -38,14 +40,18 @@ pub async fn get_file(
     viewer: Viewer,
     method: Method,
     headers: HeaderMap,
+    AppQuery(query): AppQuery<TokenQuery>,
     Path((id, file)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let cache = &state.delivery_cache;
-    let item = match cache.item(&state.db, &id).await? {
-        Some(item) if can_read(&item, &viewer) => item,
-        _ => return Err(AppError::not_found("media item")),
-    };
+    // A playback token opens a private item's derivatives (poster, storyboard, MP4),
+    // never its original.
+    let play = crate::video::token::playable(&state, &id, &viewer, query.token.as_deref()).await?;
+    let item = play.item;
     let target = if file == "original" {
+        if !can_read(&item, &viewer) {
+            return Err(AppError::not_found("media item"));
+        }
         let owner = viewer
             .0
             .as_ref()
@@ -60,6 +66,10 @@ pub async fn get_file(
             mime: format_mime(&item.format),
             bytes: None,
         }
+    } else if let Some(target) =
+        crate::video::files::file_target(&state, &item, &file, play.token.as_deref()).await?
+    {
+        target
     } else {
         let (preset, ext) = file
             .rsplit_once('.')

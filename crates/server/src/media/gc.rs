@@ -139,7 +139,12 @@ async fn remove_stale_temp_files(dir: &std::path::Path, max_age: Duration) -> st
             .elapsed()
             .is_ok_and(|age| age > max_age);
         if old {
-            tokio::fs::remove_file(entry.path()).await.ok();
+            // Uploads spool to files; transcodes work in directories.
+            if entry.file_type().await?.is_dir() {
+                tokio::fs::remove_dir_all(entry.path()).await.ok();
+            } else {
+                tokio::fs::remove_file(entry.path()).await.ok();
+            }
         }
     }
     Ok(())

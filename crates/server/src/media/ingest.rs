@@ -27,6 +27,9 @@ pub struct UploadMeta {
     /// Comma-separated tags.
     pub tags: Option<String>,
     pub visibility: Option<Visibility>,
+    /// Video only: `auto` (default: the owner's watermark, if set), `none`, or the id of
+    /// one of the caller's image items to burn into the renditions.
+    pub watermark: Option<String>,
 }
 
 /// A temp file removed on drop unless it was moved into the store.
@@ -100,7 +103,13 @@ pub async fn upload_media(
         Some(&tags),
     )?;
     let probe = validate(&state, &spooled).await?;
-    let item_id = store(&state, &caller, &meta, &tags, spooled, probe).await?;
+    let watermark = match &probe {
+        Probed::Media(p) if p.video.is_some() => {
+            crate::video::watermark::for_upload(&state, &caller, meta.watermark.as_deref()).await?
+        }
+        _ => None,
+    };
+    let item_id = store(&state, &caller, &meta, &tags, spooled, probe, watermark).await?;
     let row = repo::item(&state.db, &item_id)
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
@@ -143,12 +152,13 @@ async fn spool_multipart(
                 let stream = field.map(|r| r.map_err(std::io::Error::other));
                 spooled = Some(spool(state.storage.tmp_dir(), stream, limit).await?);
             }
-            "title" | "description" | "tags" | "visibility" => {
+            "title" | "description" | "tags" | "visibility" | "watermark" => {
                 let text = small_text(field).await?;
                 match name.as_str() {
                     "title" => meta.title = Some(text),
                     "description" => meta.description = Some(text),
                     "tags" => meta.tags = Some(text),
+                    "watermark" => meta.watermark = Some(text),
                     _ => {
                         meta.visibility =
                             Some(serde_json::from_value(text.into()).map_err(|_| {
@@ -201,6 +211,8 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
 const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Bytes gathered before one blocking write + hash.
 const BATCH: usize = 1 << 20;
+/// Bytes kept for sniffing: images need 64, Matroska's doctype can sit a few hundred in.
+const HEAD: usize = 4096;
 
 /// The temp file and the running hash, handed to a blocking thread per batch and back.
 struct Sink {
@@ -241,7 +253,7 @@ where
     });
     let mut pending: Option<tokio::task::JoinHandle<std::io::Result<Sink>>> = None;
     let mut batch = Vec::with_capacity(BATCH);
-    let (mut size, mut head) = (0u64, Vec::with_capacity(64));
+    let (mut size, mut head) = (0u64, Vec::with_capacity(HEAD));
     let mut body = std::pin::pin!(body);
     loop {
         let next = tokio::time::timeout(BODY_IDLE, body.next())
@@ -266,8 +278,8 @@ where
             if size > limit {
                 return Err(too_large(limit));
             }
-            if head.len() < 64 {
-                head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
+            if head.len() < HEAD {
+                head.extend_from_slice(&chunk[..chunk.len().min(HEAD - head.len())]);
             }
             batch.extend_from_slice(chunk);
         }
@@ -319,15 +331,42 @@ where
     })
 }
 
-/// Sniffs the real format, reads the header, checks limits and structure.
-async fn validate(state: &AppState, spooled: &Spooled) -> AppResult<imaging::Probe> {
-    let format = imaging::sniff(&spooled.head).ok_or_else(|| {
-        AppError::new(
+/// What validation found out about an accepted upload.
+enum Probed {
+    Image(imaging::Probe),
+    /// Video or audio: what ffprobe found, already checked against the limits.
+    Media(video::Probe),
+}
+
+/// Sniffs the real format by magic bytes, then validates it as an image or as video/audio.
+async fn validate(state: &AppState, spooled: &Spooled) -> AppResult<Probed> {
+    if let Some(format) = imaging::sniff(&spooled.head) {
+        return validate_image(state, spooled, format)
+            .await
+            .map(Probed::Image);
+    }
+    let container = video::sniff(&spooled.head).filter(|_| state.settings.video.enabled);
+    let Some(container) = container else {
+        return Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_format",
-            "the bytes are not an accepted image format (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, HEIC)",
-        )
-    })?;
+            "the bytes are not an accepted format (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, HEIC; \
+             MP4, MOV, WebM, MKV; MP3, M4A, Ogg, WAV)",
+        ));
+    };
+    let probe = state
+        .video
+        .validate_upload(&spooled.file.path, container)
+        .await?;
+    Ok(Probed::Media(probe))
+}
+
+/// Reads the image header, checks limits and structure.
+async fn validate_image(
+    state: &AppState,
+    spooled: &Spooled,
+    format: imaging::ImageFormat,
+) -> AppResult<imaging::Probe> {
     let path = spooled.file.path.clone();
     let l = &state.settings.limits;
     let limits = imaging::Limits {
@@ -362,8 +401,18 @@ async fn store(
     meta: &UploadMeta,
     tags: &[String],
     mut spooled: Spooled,
-    probe: imaging::Probe,
+    probe: Probed,
+    watermark: Option<crate::video::watermark::BurnSpec>,
 ) -> AppResult<String> {
+    let described = Described::of(&probe)?;
+    // A watermarked upload is keyed by content + watermark: its derivatives differ.
+    let (dedup_key, watermark_json) = match &watermark {
+        Some(w) => (
+            w.dedup_key(&spooled.sha256)?,
+            Some(serde_json::to_string(w).map_err(AppError::internal)?),
+        ),
+        None => (spooled.sha256.clone(), None),
+    };
     let item_id = new_id();
     let tags_json = serde_json::to_string(tags).map_err(AppError::internal)?;
     let visibility = meta.visibility.unwrap_or(Visibility::Private);
@@ -371,7 +420,7 @@ async fn store(
     // transaction; the foreign key then fails and the second round stores our copy.
     for round in 0..2 {
         let existing = if round == 0 {
-            repo::blob_by_sha(&state.db, &spooled.sha256).await?
+            repo::blob_by_sha(&state.db, &dedup_key).await?
         } else {
             None
         };
@@ -395,28 +444,33 @@ async fn store(
         if placed {
             let blob = repo::NewBlob {
                 id: &blob_id,
-                sha256: &spooled.sha256,
+                sha256: &dedup_key,
                 size: spooled.size as i64,
-                format: probe.format.as_str(),
-                width: probe.width as i64,
-                height: probe.height as i64,
-                frames: probe.frames as i64,
+                format: described.format,
+                width: described.width,
+                height: described.height,
+                frames: described.frames,
+                kind: described.kind,
+                duration_ms: described.duration_ms,
+                media_info: described.media_info.as_deref(),
+                watermark: watermark_json.as_deref(),
+                content_sha256: watermark.is_some().then_some(spooled.sha256.as_str()),
                 now,
             };
             if repo::insert_blob(&mut tx, &blob).await? {
-                let job = state
-                    .queue
-                    .enqueue_in(
-                        &mut tx,
-                        process::process_job(&blob_id, state.settings.worker.max_attempts),
-                    )
-                    .await?;
+                let attempts = state.settings.worker.max_attempts;
+                let job = if described.kind == "image" {
+                    process::process_job(&blob_id, attempts)
+                } else {
+                    crate::video::process_job(&blob_id, attempts)
+                };
+                let job = state.queue.enqueue_in(&mut tx, job).await?;
                 job_id = Some(job.to_string());
             } else {
                 // An identical upload won the race: share its blob, drop our copy.
                 let winner =
                     sqlx::query_scalar::<_, String>("SELECT id FROM blobs WHERE sha256 = $1")
-                        .bind(&spooled.sha256)
+                        .bind(&dedup_key)
                         .fetch_one(&mut *tx)
                         .await?;
                 blob_for_item = winner;
@@ -457,6 +511,53 @@ async fn store(
     Err(AppError::internal(anyhow::anyhow!(
         "blob vanished twice during upload"
     )))
+}
+
+/// The blob columns an upload fills in, for any kind of media.
+struct Described {
+    kind: &'static str,
+    format: &'static str,
+    width: i64,
+    height: i64,
+    frames: i64,
+    duration_ms: Option<i64>,
+    media_info: Option<String>,
+}
+
+impl Described {
+    fn of(probed: &Probed) -> AppResult<Described> {
+        Ok(match probed {
+            Probed::Image(p) => Described {
+                kind: "image",
+                format: p.format.as_str(),
+                width: p.width as i64,
+                height: p.height as i64,
+                frames: p.frames as i64,
+                duration_ms: None,
+                media_info: None,
+            },
+            Probed::Media(p) => {
+                let (width, height) = p.video.as_ref().map_or((0, 0), |v| {
+                    // Stored as shown on screen: a portrait phone clip is portrait.
+                    if v.rotation % 180 == 0 {
+                        (v.width, v.height)
+                    } else {
+                        (v.height, v.width)
+                    }
+                });
+                let fps = p.video.as_ref().map_or(0.0, |v| v.fps);
+                Described {
+                    kind: if p.video.is_some() { "video" } else { "audio" },
+                    format: crate::video::format_name(p.container),
+                    width: i64::from(width),
+                    height: i64::from(height),
+                    frames: (p.duration_secs * fps).round() as i64,
+                    duration_ms: Some((p.duration_secs * 1000.0).round() as i64),
+                    media_info: Some(serde_json::to_string(p).map_err(AppError::internal)?),
+                }
+            }
+        })
+    }
 }
 
 pub fn original_key(blob_id: &str) -> String {

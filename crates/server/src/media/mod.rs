@@ -4,7 +4,7 @@ mod cache;
 pub(crate) mod delivery;
 mod gc;
 pub(crate) mod ingest;
-mod process;
+pub(crate) mod process;
 pub mod repo;
 pub(crate) mod similar;
 mod structure;
@@ -73,18 +73,23 @@ impl Visibility {
 pub struct MediaItem {
     pub id: String,
     pub owner_id: String,
-    /// `image` (video and audio come later).
-    pub kind: &'static str,
+    /// `image`, `video` or `audio`.
+    pub kind: String,
     /// `processing`, `ready` or `failed`.
     pub status: String,
     /// Why processing failed, when it did.
     pub error: Option<String>,
-    /// Detected from the bytes: jpeg, png, gif, webp, tiff, bmp, avif, heic.
+    /// Detected from the bytes: jpeg, png, gif, webp, tiff, bmp, avif, heic; mp4, mov,
+    /// webm, mkv; mp3, m4a, ogg, wav.
     pub format: String,
     pub mime: String,
     pub width: i64,
     pub height: i64,
     pub frames: i64,
+    /// Seconds, for video and audio.
+    pub duration: Option<f64>,
+    /// Views counted by the playback heartbeats (once per viewer per hour).
+    pub views: i64,
     pub bytes: i64,
     pub sha256: String,
     pub visibility: Visibility,
@@ -98,7 +103,33 @@ pub struct MediaItem {
     pub created_at: String,
     pub updated_at: String,
     pub original_url: String,
+    /// Image presets; for video and audio they are made from the poster frame.
     pub variants: Vec<Variant>,
+    /// Streams of a video or audio item (absent for images).
+    pub playback: Option<Playback>,
+}
+
+/// Where a video or audio item plays. A private item's URLs need the owner's token
+/// (`POST /api/v1/media/{id}/playback-token`) or an `Authorization` header.
+#[derive(Serialize, ToSchema)]
+pub struct Playback {
+    /// The HLS master playlist; it lists renditions as they are published.
+    pub hls_url: String,
+    /// A progressive file for players without HLS: `video.mp4`, or `audio.m4a`.
+    pub progressive_url: String,
+    /// WebVTT thumbnails track for seek previews (video only).
+    pub storyboard_url: Option<String>,
+    /// Published renditions, lowest first.
+    pub renditions: Vec<RenditionInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RenditionInfo {
+    pub name: String,
+    pub width: i64,
+    pub height: i64,
+    /// Peak bits per second, as in the master playlist.
+    pub bandwidth: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,7 +144,31 @@ pub struct Variant {
 }
 
 impl MediaItem {
-    fn build(row: ItemRow, variants: &[VariantRow]) -> MediaItem {
+    fn build(
+        row: ItemRow,
+        variants: &[VariantRow],
+        renditions: &[crate::video::repo::RenditionSummary],
+    ) -> MediaItem {
+        let playback = (row.kind != "image").then(|| Playback {
+            hls_url: format!("/media/{}/hls/master.m3u8", row.id),
+            progressive_url: if row.kind == "audio" {
+                format!("/media/{}/audio.m4a", row.id)
+            } else {
+                format!("/media/{}/video.mp4", row.id)
+            },
+            storyboard_url: (row.kind == "video")
+                .then(|| format!("/media/{}/storyboard.vtt", row.id)),
+            renditions: renditions
+                .iter()
+                .filter(|r| r.blob_id == row.blob_id)
+                .map(|r| RenditionInfo {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bandwidth: r.bandwidth,
+                })
+                .collect(),
+        });
         let variants = variants
             .iter()
             // The proxy is an internal source for transforms, not a published variant.
@@ -128,8 +183,11 @@ impl MediaItem {
             })
             .collect();
         MediaItem {
-            kind: "image",
             mime: format_mime(&row.format).to_string(),
+            duration: row.duration_ms.map(|ms| ms as f64 / 1000.0),
+            views: row.views,
+            playback,
+            kind: row.kind,
             visibility: Visibility::parse(&row.visibility),
             tags: serde_json::from_str(&row.tags).unwrap_or_default(),
             created_at: crate::db::rfc3339(row.created_at),
@@ -155,7 +213,10 @@ impl MediaItem {
 }
 
 pub fn format_mime(format: &str) -> &'static str {
-    imaging::ImageFormat::parse(format).map_or("application/octet-stream", |f| f.mime())
+    match imaging::ImageFormat::parse(format) {
+        Some(f) => f.mime(),
+        None => crate::video::container_mime(format).unwrap_or("application/octet-stream"),
+    }
 }
 
 fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
@@ -203,8 +264,10 @@ pub(crate) async fn writable_item(
 }
 
 pub(crate) async fn item_json(state: &AppState, row: ItemRow) -> AppResult<MediaItem> {
-    let variants = repo::variants(&state.db, &[row.blob_id.as_str()]).await?;
-    Ok(MediaItem::build(row, &variants))
+    let blob_ids = [row.blob_id.as_str()];
+    let variants = repo::variants(&state.db, &blob_ids).await?;
+    let renditions = crate::video::repo::summaries(&state.db, &blob_ids).await?;
+    Ok(MediaItem::build(row, &variants, &renditions))
 }
 
 #[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",
@@ -258,9 +321,10 @@ pub async fn list_media(
     };
     let blob_ids: Vec<&str> = rows.iter().map(|r| r.blob_id.as_str()).collect();
     let variants = repo::variants(&state.db, &blob_ids).await?;
+    let renditions = crate::video::repo::summaries(&state.db, &blob_ids).await?;
     let items = rows
         .into_iter()
-        .map(|r| MediaItem::build(r, &variants))
+        .map(|r| MediaItem::build(r, &variants, &renditions))
         .collect();
     Ok(Json(MediaPage { items, next_cursor }))
 }

@@ -89,37 +89,11 @@ impl ProcessImageHandler {
         let processed = result
             .map_err(|e| JobError::Retryable(format!("image task panicked: {e}")))?
             .map_err(|e| JobError::Permanent(format!("the image cannot be decoded: {e}")))?;
-
-        let mut rows = Vec::with_capacity(processed.renditions.len());
-        for r in processed.renditions {
-            let ext = r.format.extension();
-            let etag = hex::encode(&Sha256::digest(&r.bytes)[..16]);
-            let size = r.bytes.len() as i64;
-            self.storage
-                .put_bytes(&variant_key(&blob.id, &r.preset, ext), Bytes::from(r.bytes))
-                .await
-                .map_err(retry)?;
-            rows.push((r.preset, ext, r.width as i64, r.height as i64, size, etag));
+        let size = (processed.width, processed.height);
+        let stored = save_presets(&self.db, &self.storage, &blob.id, processed, true).await?;
+        if stored {
+            self.make_eager_presets(blob, size).await;
         }
-        let stored = self
-            .record(
-                blob,
-                &rows,
-                (processed.width, processed.height),
-                processed.phash,
-            )
-            .await
-            .map_err(retry)?;
-        if !stored {
-            // The blob was garbage-collected while we worked: do not leave derivatives.
-            self.storage
-                .delete_prefix(&format!("derivatives/{}", blob.id))
-                .await
-                .map_err(retry)?;
-            return Ok(());
-        }
-        self.make_eager_presets(blob, (processed.width, processed.height))
-            .await;
         Ok(())
     }
 
@@ -135,6 +109,7 @@ impl ProcessImageHandler {
             frames: blob.frames,
             width,
             height,
+            poster_only: false,
         };
         for (name, preset) in &self.transforms.presets {
             for ext in preset.entry.eager_formats() {
@@ -153,64 +128,116 @@ impl ProcessImageHandler {
         }
     }
 
-    async fn record(
-        &self,
-        blob: &repo::BlobRow,
-        rows: &[(String, &str, i64, i64, i64, String)],
-        (width, height): (u32, u32),
-        phash: u64,
-    ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2, phash = $3,
-             processed_at = $4 WHERE id = $5",
+    async fn mark_failed(&self, blob_id: &str, reason: &str) -> Result<(), JobError> {
+        mark_failed(&self.db, blob_id, reason).await
+    }
+}
+
+/// Records that processing failed for good. A blob that is already `ready` (a video
+/// whose first rendition plays) keeps its status; the job itself says what failed.
+pub(crate) async fn mark_failed(db: &Db, blob_id: &str, reason: &str) -> Result<(), JobError> {
+    sqlx::query(
+        "UPDATE blobs SET status = 'failed', error = $1, processed_at = $2
+         WHERE id = $3 AND status <> 'ready'",
+    )
+    .bind(reason)
+    .bind(now_ms())
+    .bind(blob_id)
+    .execute(&db.pool)
+    .await
+    .map_err(retry)?;
+    Ok(())
+}
+
+/// Stores the preset renditions and records them with the perceptual hash; with
+/// `mark_ready` the blob also becomes `ready` with the decoded size. `false` when the
+/// blob was garbage-collected meanwhile (its derivatives are then removed again).
+pub(crate) async fn save_presets(
+    db: &Db,
+    storage: &Storage,
+    blob_id: &str,
+    processed: imaging::Processed,
+    mark_ready: bool,
+) -> Result<bool, JobError> {
+    let mut rows = Vec::with_capacity(processed.renditions.len());
+    for r in processed.renditions {
+        let ext = r.format.extension();
+        let etag = hex::encode(&Sha256::digest(&r.bytes)[..16]);
+        let size = r.bytes.len() as i64;
+        storage
+            .put_bytes(&variant_key(blob_id, &r.preset, ext), Bytes::from(r.bytes))
+            .await
+            .map_err(retry)?;
+        rows.push((r.preset, ext, r.width as i64, r.height as i64, size, etag));
+    }
+    let size = (processed.width, processed.height);
+    let stored = record(db, blob_id, &rows, size, processed.phash, mark_ready)
+        .await
+        .map_err(retry)?;
+    if !stored {
+        // The blob was garbage-collected while we worked: do not leave derivatives.
+        storage
+            .delete_prefix(&format!("derivatives/{blob_id}"))
+            .await
+            .map_err(retry)?;
+    }
+    Ok(stored)
+}
+
+async fn record(
+    db: &Db,
+    blob_id: &str,
+    rows: &[(String, &str, i64, i64, i64, String)],
+    (width, height): (u32, u32),
+    phash: u64,
+    mark_ready: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    // The hash is stored as the i64 with the same bits: both databases lack an unsigned
+    // 64-bit type. A video keeps its own size and status; only its poster hash is set.
+    let updated = if mark_ready {
+        sqlx::query(
+            "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2,
+             phash = $3, processed_at = $4 WHERE id = $5",
         )
         .bind(i64::from(width))
         .bind(i64::from(height))
-        // Stored as the i64 with the same bits: both databases lack an unsigned 64-bit type.
         .bind(phash as i64)
         .bind(now_ms())
-        .bind(&blob.id)
+        .bind(blob_id)
+        .execute(&mut *tx)
+        .await?
+    } else {
+        sqlx::query("UPDATE blobs SET phash = $1 WHERE id = $2")
+            .bind(phash as i64)
+            .bind(blob_id)
+            .execute(&mut *tx)
+            .await?
+    };
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM variants WHERE blob_id = $1")
+        .bind(blob_id)
         .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM variants WHERE blob_id = $1")
-            .bind(&blob.id)
-            .execute(&mut *tx)
-            .await?;
-        for (preset, ext, width, height, size, etag) in rows {
-            sqlx::query(
-                "INSERT INTO variants (blob_id, preset, format, width, height, size, etag)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&blob.id)
-            .bind(preset)
-            .bind(*ext)
-            .bind(*width)
-            .bind(*height)
-            .bind(*size)
-            .bind(etag)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn mark_failed(&self, blob_id: &str, reason: &str) -> Result<(), JobError> {
+    for (preset, ext, width, height, size, etag) in rows {
         sqlx::query(
-            "UPDATE blobs SET status = 'failed', error = $1, processed_at = $2 WHERE id = $3",
+            "INSERT INTO variants (blob_id, preset, format, width, height, size, etag)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(reason)
-        .bind(now_ms())
         .bind(blob_id)
-        .execute(&self.db.pool)
-        .await
-        .map_err(retry)?;
-        Ok(())
+        .bind(preset)
+        .bind(*ext)
+        .bind(*width)
+        .bind(*height)
+        .bind(*size)
+        .bind(etag)
+        .execute(&mut *tx)
+        .await?;
     }
+    tx.commit().await?;
+    Ok(true)
 }
 
 fn retry(e: impl std::fmt::Display) -> JobError {

@@ -27,6 +27,10 @@ pub struct ItemRow {
     pub status: String,
     pub error: Option<String>,
     pub job_id: Option<String>,
+    /// `image`, `video` or `audio`.
+    pub kind: String,
+    pub duration_ms: Option<i64>,
+    pub views: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -49,7 +53,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// Runs `sql`, whose one `{}` is the `IN (…)` list, with `ids` bound to it.
-async fn fetch_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::Error> {
+pub(crate) async fn fetch_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::Error> {
     let sql = sql.replacen("{}", &placeholders(1, ids.len()), 1);
     let mut query = sqlx::query(&sql);
     for id in ids {
@@ -59,8 +63,9 @@ async fn fetch_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx:
 }
 
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
-    m.visibility, m.deduplicated, m.created_at, m.updated_at, b.sha256, b.size, b.format,
-    b.width, b.height, b.frames, b.status, b.error, m.job_id
+    m.visibility, m.deduplicated, m.created_at, m.updated_at,
+    COALESCE(b.content_sha256, b.sha256) AS sha256, b.size, b.format,
+    b.width, b.height, b.frames, b.status, b.error, m.job_id, b.kind, b.duration_ms, m.views
     FROM media m JOIN blobs b ON b.id = m.blob_id";
 
 fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
@@ -84,6 +89,9 @@ fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
         status: row.try_get("status")?,
         error: row.try_get("error")?,
         job_id: row.try_get("job_id")?,
+        kind: row.try_get("kind")?,
+        duration_ms: row.try_get("duration_ms")?,
+        views: row.try_get("views")?,
     })
 }
 
@@ -205,6 +213,7 @@ pub struct BlobRow {
     pub format: String,
     pub status: String,
     pub frames: i64,
+    pub kind: String,
 }
 
 pub async fn blob_by_sha(db: &Db, sha256: &str) -> Result<Option<BlobRow>, sqlx::Error> {
@@ -216,7 +225,7 @@ pub async fn blob(db: &Db, id: &str) -> Result<Option<BlobRow>, sqlx::Error> {
 }
 
 async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow>, sqlx::Error> {
-    let sql = format!("SELECT id, format, status, frames FROM blobs WHERE {column} = $1");
+    let sql = format!("SELECT id, format, status, frames, kind FROM blobs WHERE {column} = $1");
     let row = sqlx::query(&sql)
         .bind(value)
         .fetch_optional(&db.pool)
@@ -227,6 +236,7 @@ async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow
             format: r.try_get("format")?,
             status: r.try_get("status")?,
             frames: r.try_get("frames")?,
+            kind: r.try_get("kind")?,
         })
     })
     .transpose()
@@ -240,14 +250,25 @@ pub struct NewBlob<'a> {
     pub width: i64,
     pub height: i64,
     pub frames: i64,
+    /// `image`, `video` or `audio`.
+    pub kind: &'a str,
+    pub duration_ms: Option<i64>,
+    /// ffprobe's findings as JSON, for video and audio.
+    pub media_info: Option<&'a str>,
+    /// The watermark burned into derivatives (then `sha256` is the dedup key and
+    /// `content_sha256` the content hash).
+    pub watermark: Option<&'a str>,
+    pub content_sha256: Option<&'a str>,
     pub now: i64,
 }
 
 /// Inserts the blob unless one with the same hash exists; says whether it inserted.
 pub async fn insert_blob(conn: &mut AnyConnection, b: &NewBlob<'_>) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO blobs (id, sha256, size, format, width, height, frames, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8) ON CONFLICT (sha256) DO NOTHING",
+        "INSERT INTO blobs (id, sha256, size, format, width, height, frames, status, created_at,
+            kind, duration_ms, media_info, watermark, content_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (sha256) DO NOTHING",
     )
     .bind(b.id)
     .bind(b.sha256)
@@ -257,6 +278,11 @@ pub async fn insert_blob(conn: &mut AnyConnection, b: &NewBlob<'_>) -> Result<bo
     .bind(b.height)
     .bind(b.frames)
     .bind(b.now)
+    .bind(b.kind)
+    .bind(b.duration_ms)
+    .bind(b.media_info)
+    .bind(b.watermark)
+    .bind(b.content_sha256)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)

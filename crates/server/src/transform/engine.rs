@@ -43,6 +43,9 @@ pub struct Source {
     /// The original's upright size, which transforms from the proxy plan for.
     pub width: u32,
     pub height: u32,
+    /// A video or audio item: transforms start from its poster's proxies, never the
+    /// original file.
+    pub poster_only: bool,
 }
 
 /// A watermark ready to apply, with what identifies it in cache keys.
@@ -308,6 +311,9 @@ impl TransformEngine {
         spec: &TransformSpec,
         format: TransformFormat,
     ) -> Result<(String, Option<(u32, u32)>), AppError> {
+        if source.poster_only {
+            return self.poster_input(source, spec).await;
+        }
         let original = (original_key(&source.blob_id), None);
         let animated_out = source.frames > 1
             && spec.frame.is_none()
@@ -337,6 +343,39 @@ impl TransformEngine {
             }
         }
         Ok(original)
+    }
+
+    /// A video's poster proxies: the smallest that holds a plain resize, else the largest
+    /// one as the whole picture (crops then use its pixel grid).
+    async fn poster_input(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+    ) -> Result<(String, Option<(u32, u32)>), AppError> {
+        let dpr = u64::from(spec.dpr.max(1));
+        let want = (
+            spec.width.map(|w| u64::from(w) * dpr),
+            spec.height.map(|h| u64::from(h) * dpr),
+        );
+        let fits = |want: Option<u64>, have: i64| want.is_none_or(|v| v <= have.max(0) as u64);
+        let mut largest = None;
+        for name in imaging::PROXIES {
+            let Some(proxy) = repo::variant(&self.db, &source.blob_id, name, "jpg").await? else {
+                continue;
+            };
+            let key = format!("derivatives/{}/{name}.jpg", source.blob_id);
+            let resize_only = spec.crop.is_none() && (want.0.is_some() || want.1.is_some());
+            if resize_only && fits(want.0, proxy.width) && fits(want.1, proxy.height) {
+                // Audio items have no frame size: their waveform is the whole picture.
+                let planned = (source.width > 0 && source.height > 0)
+                    .then_some((source.width, source.height));
+                return Ok((key, planned));
+            }
+            largest = Some(key);
+        }
+        largest
+            .map(|key| (key, None))
+            .ok_or_else(|| AppError::not_found("poster (still processing)"))
     }
 
     async fn record(&self, source: &Source, key: &str, size: usize) -> Result<(), AppError> {

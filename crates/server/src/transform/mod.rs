@@ -190,15 +190,21 @@ pub async fn get_transform(
 }
 
 fn source_of(item: &ItemRow) -> AppResult<Source> {
-    let format = ImageFormat::parse(&item.format).ok_or_else(|| {
-        AppError::internal(anyhow::anyhow!("stored format {} unknown", item.format))
-    })?;
+    let poster_only = item.kind != "image";
+    let format = if poster_only {
+        ImageFormat::Jpeg
+    } else {
+        ImageFormat::parse(&item.format).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("stored format {} unknown", item.format))
+        })?
+    };
     Ok(Source {
         blob_id: item.blob_id.clone(),
         format,
-        frames: item.frames,
+        frames: if poster_only { 1 } else { item.frames },
         width: item.width.try_into().unwrap_or(0),
         height: item.height.try_into().unwrap_or(0),
+        poster_only,
     })
 }
 

@@ -6,4 +6,7 @@ mod fixtures;
 mod helpers;
 mod ingest;
 mod ops;
+mod playback;
 mod transform;
+mod video;
+mod video_fixtures;
