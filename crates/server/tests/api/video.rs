@@ -43,7 +43,10 @@ impl TestApp {
         let item = self.upload_ok(token, bytes, query).await;
         let job = self.wait_job(token, item["job_id"].as_str().unwrap()).await;
         assert_eq!(job["state"], "succeeded", "{job}");
-        assert_eq!(job["attempts"], 1, "every step worked the first time: {job}");
+        assert_eq!(
+            job["attempts"], 1,
+            "every step worked the first time: {job}"
+        );
         let id = item["id"].as_str().unwrap();
         self.get_item(Some(token), id).await.json().await.unwrap()
     }
