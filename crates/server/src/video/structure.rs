@@ -168,7 +168,7 @@ mod tests {
     fn a_matroska_segment_longer_than_the_file_is_truncated() {
         // EBML header (id 1A45DFA3, size 0) then a Segment with an 8-byte size.
         let mut bytes = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80];
-        bytes.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x88, 0, 0, 0, 0, 0, 0, 0, 100]);
+        bytes.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x01, 0, 0, 0, 0, 0, 0, 100]);
         bytes.extend(std::iter::repeat_n(0u8, 100));
         assert_eq!(check_bytes(&bytes, Container::Webm), None);
         bytes.truncate(bytes.len() - 10);
