@@ -214,6 +214,8 @@ pub struct BlobRow {
     pub status: String,
     pub frames: i64,
     pub kind: String,
+    /// JSON of a watermark to burn into video renditions.
+    pub watermark: Option<String>,
 }
 
 pub async fn blob_by_sha(db: &Db, sha256: &str) -> Result<Option<BlobRow>, sqlx::Error> {
@@ -225,7 +227,9 @@ pub async fn blob(db: &Db, id: &str) -> Result<Option<BlobRow>, sqlx::Error> {
 }
 
 async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow>, sqlx::Error> {
-    let sql = format!("SELECT id, format, status, frames, kind FROM blobs WHERE {column} = $1");
+    let sql = format!(
+        "SELECT id, format, status, frames, kind, watermark FROM blobs WHERE {column} = $1"
+    );
     let row = sqlx::query(&sql)
         .bind(value)
         .fetch_optional(&db.pool)
@@ -237,6 +241,7 @@ async fn blob_where(db: &Db, column: &str, value: &str) -> Result<Option<BlobRow
             status: r.try_get("status")?,
             frames: r.try_get("frames")?,
             kind: r.try_get("kind")?,
+            watermark: r.try_get("watermark")?,
         })
     })
     .transpose()

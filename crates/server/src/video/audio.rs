@@ -130,16 +130,14 @@ impl JobHandler for ExtractAudioHandler {
     async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
         let payload: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let format: Option<String> = sqlx::query_scalar("SELECT format FROM blobs WHERE id = $1")
-            .bind(&payload.blob_id)
-            .fetch_optional(&self.db.pool)
+        let blob = crate::media::repo::blob(&self.db, &payload.blob_id)
             .await
             .map_err(retry)?;
-        let Some(format) = format else {
+        let Some(blob) = blob else {
             return Ok(()); // the blob is gone
         };
-        let container = container_of(&format)
-            .ok_or_else(|| JobError::Permanent(format!("unknown container {format}")))?;
+        let container = container_of(&blob.format)
+            .ok_or_else(|| JobError::Permanent(format!("unknown container {}", blob.format)))?;
         let dir = tempfile::Builder::new()
             .prefix("audio-")
             .tempdir_in(self.storage.tmp_dir())

@@ -14,7 +14,6 @@ use std::time::Duration;
 use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::repo::{self, FileRow, RenditionRow};
@@ -23,6 +22,7 @@ use super::{container_of, VideoEngine};
 use crate::db::{now_ms, Db};
 use crate::media::ingest::original_key;
 use crate::media::process::{mark_failed, save_presets};
+use crate::media::repo::{self as media_repo, BlobRow};
 use crate::settings::VideoSettings;
 use crate::storage::Storage;
 
@@ -51,21 +51,15 @@ pub struct ProcessVideoHandler {
     pub settings: VideoSettings,
 }
 
-/// The blob columns the job needs.
-struct VideoBlob {
-    id: String,
-    kind: String,
-    format: String,
-    /// JSON [`BurnSpec`] of a watermark to burn into the renditions.
-    watermark: Option<String>,
-}
-
 #[async_trait::async_trait]
 impl JobHandler for ProcessVideoHandler {
     async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
         let payload: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let Some(blob) = load_blob(&self.db, &payload.blob_id).await.map_err(retry)? else {
+        let Some(blob) = media_repo::blob(&self.db, &payload.blob_id)
+            .await
+            .map_err(retry)?
+        else {
             return Ok(()); // deleted before we got to it
         };
         let last_attempt = job.attempts >= job.max_attempts;
@@ -87,22 +81,6 @@ impl JobHandler for ProcessVideoHandler {
     }
 }
 
-async fn load_blob(db: &Db, id: &str) -> Result<Option<VideoBlob>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, kind, format, watermark FROM blobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.map(|r| {
-        Ok(VideoBlob {
-            id: r.try_get("id")?,
-            kind: r.try_get("kind")?,
-            format: r.try_get("format")?,
-            watermark: r.try_get("watermark")?,
-        })
-    })
-    .transpose()
-}
-
 /// A temp file or directory of this job, removed when the job ends however it ends.
 struct Scratch {
     dir: tempfile::TempDir,
@@ -118,7 +96,7 @@ impl Drop for Scratch {
 }
 
 impl ProcessVideoHandler {
-    async fn process(&self, blob: &VideoBlob, progress: &ProgressReporter) -> Result<(), JobError> {
+    async fn process(&self, blob: &BlobRow, progress: &ProgressReporter) -> Result<(), JobError> {
         let container = container_of(&blob.format)
             .ok_or_else(|| JobError::Permanent(format!("unknown container {}", blob.format)))?;
         let dir = tempfile::Builder::new()
@@ -162,7 +140,7 @@ impl ProcessVideoHandler {
 /// One run of the job over one blob.
 struct Work<'a> {
     handler: &'a ProcessVideoHandler,
-    blob: &'a VideoBlob,
+    blob: &'a BlobRow,
     input: video::Input<'a>,
     dir: &'a Path,
     progress: &'a ProgressReporter,
@@ -324,7 +302,10 @@ impl Work<'_> {
         let (path, is_temp) = match storage.fetch_to_path(&original_key(&spec.blob_id)).await {
             Ok(found) => found,
             Err(e) => {
-                return Err(if blob_exists(self.db(), &spec.blob_id).await? {
+                let exists = media_repo::blob(self.db(), &spec.blob_id)
+                    .await
+                    .map_err(retry)?;
+                return Err(if exists.is_some() {
                     retry(e)
                 } else {
                     JobError::Permanent("the watermark image was deleted".into())
@@ -607,15 +588,6 @@ async fn join_fragments(r: &video::Rendition, out: &Path) -> Result<(), JobError
         joined.extend(tokio::fs::read(r.dir.join(name)).await.map_err(retry)?);
     }
     tokio::fs::write(out, joined).await.map_err(retry)
-}
-
-async fn blob_exists(db: &Db, blob_id: &str) -> Result<bool, JobError> {
-    let row = sqlx::query("SELECT 1 FROM blobs WHERE id = $1")
-        .bind(blob_id)
-        .fetch_optional(&db.pool)
-        .await
-        .map_err(retry)?;
-    Ok(row.is_some())
 }
 
 /// Moves one finished file into the store under a fresh key, then records it (replacing
