@@ -16,7 +16,10 @@ free_port() {
 start_server() {
   local data=$1; shift
   local port; port=$(free_port)
-  env FRAMEHOUSE_LOG=warn FRAMEHOUSE_AUTH__JWT_SECRET=bench-secret-bench-secret-bench-secret "$@" \
+  # Benchmarks measure throughput, so the per-address upload limits are lifted.
+  env FRAMEHOUSE_LOG=warn FRAMEHOUSE_AUTH__JWT_SECRET=bench-secret-bench-secret-bench-secret \
+    FRAMEHOUSE_AUTH__RATE_LIMITS__UPLOAD_PER_IP__PER_WINDOW=0 \
+    FRAMEHOUSE_AUTH__RATE_LIMITS__UPLOAD_PER_ACCOUNT__PER_WINDOW=0 "$@" \
     "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$data.log" 2>&1 &
   server_pid=$!
   base="http://127.0.0.1:$port"

@@ -1,25 +1,50 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Framehouse needs, only those missing.
 #   scripts/install-deps.sh run    build + run (libvips, pkg-config)
-#   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg)
+#   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg, node
+#                                  + the npm deps of the test OIDC provider)
 #   scripts/install-deps.sh bench  also what the benchmarks compare against
 set -euo pipefail
 mode=${1:-run}
+root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(pkg-config libvips-dev fonts-dejavu-core)
 case "$mode" in
   test) packages+=(postgresql ffmpeg python3) ;;
-  bench) packages+=(postgresql ffmpeg python3 python3-venv libvips-tools wrk nginx-light hyperfine time) ;;
+  bench) packages+=(postgresql ffmpeg python3 python3-venv libvips-tools wrk nginx-light hyperfine time argon2) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing: ${missing[*]}" >&2
-if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
-  echo "missing Debian packages: ${missing[*]} — install them as root (apt-get install ${missing[*]})" >&2
-  exit 1
+# node may come from outside Debian (nodesource, nvm): ask the PATH, not dpkg.
+case "$mode" in
+  test|bench) command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm) ;;
+esac
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "missing Debian packages: ${missing[*]} — install them as root (apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q >/dev/null || true
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q >/dev/null || true
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+
+# npm deps of the test OIDC provider (tests/oidc-provider), installed outside the work tree
+# and only again when package-lock.json changes.
+case "$mode" in
+  test|bench)
+    src="$root/tests/oidc-provider"
+    dest="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/oidc-provider"
+    lock_hash=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$dest/.lock-sha256" 2>/dev/null)" != "$lock_hash" ] || [ ! -d "$dest/node_modules/oidc-provider" ]; then
+      echo "installing npm deps of tests/oidc-provider into $dest" >&2
+      mkdir -p "$dest"
+      rm -f "$dest/.lock-sha256"
+      cp "$src/package.json" "$src/package-lock.json" "$dest/"
+      (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+      echo "$lock_hash" >"$dest/.lock-sha256"
+    fi
+    ;;
+esac

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start the servers the test suite needs (PostgreSQL for now) on free loopback ports
-# inside a temp dir, run the given command with their URLs exported, then stop them.
+# Start the servers the test suite needs (PostgreSQL, two local OpenID Connect providers from
+# tests/oidc-provider) on free loopback ports inside a temp dir, run the given command with
+# their URLs exported, then stop them.
 # Usage: scripts/with-test-services.sh cargo test --workspace
 set -euo pipefail
 
@@ -27,7 +28,9 @@ pg_port=$(free_port)
 mkdir -p "$tmp/pg" "$tmp/pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$tmp/pg" "$tmp/pgsock"
 
+oidc_pid=
 cleanup() {
+  [ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null || true
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -41,4 +44,33 @@ trap cleanup EXIT INT TERM
 
 export FRAMEHOUSE_TEST_POSTGRES_URL="postgres://framehouse@127.0.0.1:$pg_port/postgres"
 echo "test services: PostgreSQL at 127.0.0.1:$pg_port" >&2
-"$@"
+
+# OIDC providers: run a copy of provider.mjs next to a link to the npm deps that
+# scripts/install-deps.sh installed. Its stdin is a FIFO whose only writer is this script
+# (closed for node and for the command), so it also stops when this script dies.
+oidc_modules="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/oidc-provider/node_modules"
+if ! command -v node >/dev/null || [ ! -d "$oidc_modules/oidc-provider" ]; then
+  echo "node or the OIDC provider's npm deps not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+mkdir "$tmp/oidc"
+cp "$(dirname "$0")/../tests/oidc-provider/provider.mjs" "$tmp/oidc/provider.mjs"
+ln -s "$oidc_modules" "$tmp/oidc/node_modules"
+mkfifo "$tmp/oidc/stdin"
+exec {oidc_stdin}<>"$tmp/oidc/stdin"
+node "$tmp/oidc/provider.mjs" <"$tmp/oidc/stdin" >"$tmp/oidc/ready" 2>"$tmp/oidc/provider.log" {oidc_stdin}>&- &
+oidc_pid=$!
+for _ in $(seq 300); do
+  grep -q '^{' "$tmp/oidc/ready" 2>/dev/null && break
+  kill -0 "$oidc_pid" 2>/dev/null || break
+  sleep 0.1
+done
+oidc_urls=$(python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d["good"], d["rogue"])' <"$tmp/oidc/ready" 2>/dev/null) || {
+  echo "the test OIDC providers did not come up within 30 s; their log:" >&2
+  cat "$tmp/oidc/provider.log" >&2
+  exit 1
+}
+read -r oidc_good oidc_rogue <<<"$oidc_urls"
+export FRAMEHOUSE_TEST_OIDC_GOOD="$oidc_good" FRAMEHOUSE_TEST_OIDC_ROGUE="$oidc_rogue"
+echo "test services: OIDC providers at $oidc_good (good) and $oidc_rogue (rogue)" >&2
+"$@" {oidc_stdin}>&-

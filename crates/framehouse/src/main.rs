@@ -144,11 +144,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             db.migrate().await?;
             let new = server::identity::NewUser {
                 username,
-                password,
+                password: Some(password),
                 email,
+                // The operator typed it: as good as verified for linking sign-ins.
+                email_verified: true,
                 is_admin: admin,
             };
-            let user = server::identity::create_user(&db, new)
+            let user = server::identity::create_user(&db, &settings.auth, new)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", user.id);

@@ -17,6 +17,13 @@ pub enum AppError {
     },
     #[error("too many requests")]
     Busy { retry_after_secs: u64 },
+    /// A 429 for this client (rate limit, lockout) rather than for the server's load.
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -83,6 +90,15 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     (status, Json(body)).into_response()
 }
 
+fn too_many(code: &str, message: &str, retry_after_secs: u64) -> Response {
+    let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, code, message);
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
@@ -91,19 +107,17 @@ impl IntoResponse for AppError {
                 code,
                 message,
             } => error_response(status, code, &message),
-            AppError::Busy { retry_after_secs } => {
-                // 429, not 503: the server is healthy, this request just has to wait.
-                let mut resp = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "overloaded",
-                    "the server is busy; retry shortly",
-                );
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    resp.headers_mut()
-                        .insert(axum::http::header::RETRY_AFTER, v);
-                }
-                resp
-            }
+            // 429, not 503: the server is healthy, this request just has to wait.
+            AppError::Busy { retry_after_secs } => too_many(
+                "overloaded",
+                "the server is busy; retry shortly",
+                retry_after_secs,
+            ),
+            AppError::TooMany {
+                code,
+                message,
+                retry_after_secs,
+            } => too_many(code, &message, retry_after_secs),
             AppError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
                 error_response(

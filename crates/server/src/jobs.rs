@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
-use crate::identity::Caller;
+use crate::identity::{Caller, Writer};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -88,7 +88,7 @@ async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResul
         (status = 409, body = ErrorBody, description = "the job has already finished")))]
 pub async fn cancel_job(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(id): Path<String>,
 ) -> AppResult<Json<JobView>> {
     let id = JobId::parse(&id).map_err(|_| AppError::not_found("job"))?;

@@ -41,7 +41,10 @@ pub struct AppState {
     pub db: Db,
     pub storage: Storage,
     pub queue: queue::Queue,
-    pub jwt: Arc<JwtKeys>,
+    pub auth: Arc<identity::Authenticator>,
+    pub limiter: identity::ratelimit::Limiter,
+    pub notifier: identity::Notifier,
+    pub oidc: Arc<identity::OidcProviders>,
     pub presets: Arc<Vec<imaging::PresetSpec>>,
     pub delivery_cache: media::DeliveryCache,
     pub transforms: Arc<transform::TransformEngine>,
@@ -60,12 +63,21 @@ impl AppState {
         db.migrate().await?;
         let storage = Storage::from_settings(&settings)?;
         let jwt_key = secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?;
+        let previous: Vec<Vec<u8>> = (settings.auth.jwt_previous_secrets.iter())
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect();
+        let jwt = JwtKeys::new(&jwt_key, &previous, settings.auth.access_token_ttl_secs);
+        let auth =
+            identity::Authenticator::new(jwt, db.clone(), settings.auth.revocation_check_secs);
         let url_key = secret(&settings, "url.key", "")?;
         let transforms =
             transform::TransformEngine::new(&settings, db.clone(), storage.clone(), url_key)?;
         let queue = queue::Queue::new(db.pool.clone(), db.backend);
         Ok(AppState {
-            jwt: Arc::new(JwtKeys::new(&jwt_key, settings.auth.access_token_ttl_secs)),
+            auth: Arc::new(auth),
+            limiter: identity::ratelimit::Limiter::in_memory(),
+            notifier: identity::notify_from_settings(&settings)?,
+            oidc: Arc::new(identity::OidcProviders::new(&settings)?),
             presets: Arc::new(presets()),
             delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
             transforms: Arc::new(transforms),
@@ -145,10 +157,14 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        if settings.public_url.as_deref().is_none_or(str::is_empty) {
+            // The bound address, so a port chosen by the OS (`:0`) is the real one.
+            settings.public_url = Some(format!("http://{}", listener.local_addr()?));
+        }
         let state = AppState::connect(settings).await?;
         Ok(Application { listener, state })
     }

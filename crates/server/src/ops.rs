@@ -119,6 +119,26 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     paths(
         crate::identity::register,
         crate::identity::login,
+        crate::identity::sessions::refresh_tokens,
+        crate::identity::sessions::logout,
+        crate::identity::sessions::list_sessions,
+        crate::identity::sessions::revoke_session,
+        crate::identity::api_keys::create_api_key,
+        crate::identity::api_keys::list_api_keys,
+        crate::identity::api_keys::revoke_api_key,
+        crate::identity::account::get_account,
+        crate::identity::account::change_password,
+        crate::identity::account::delete_account,
+        crate::identity::account::request_password_reset,
+        crate::identity::account::confirm_password_reset,
+        crate::identity::oidc::list_providers,
+        crate::identity::oidc::start_login,
+        crate::identity::oidc::finish_login,
+        crate::identity::admin::list_users,
+        crate::identity::admin::get_user,
+        crate::identity::admin::update_user,
+        crate::identity::admin::delete_user,
+        crate::identity::admin::list_audit,
         crate::media::ingest::upload_media,
         crate::media::get_media,
         crate::media::list_media,
@@ -146,7 +166,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         openapi_json,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "playback"), (name = "operations"))
+    tags((name = "auth"), (name = "admin"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "playback"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -3,9 +3,9 @@
 //! a few seconds of play the server itself has measured).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 use axum::routing::get;
@@ -166,22 +166,19 @@ fn resume_at(position_ms: i64, duration_ms: Option<i64>) -> i64 {
     }
 }
 
-/// What an anonymous viewer looks like to the server: the TCP peer address and the
-/// User-Agent. `X-Forwarded-For` is not read: any client can write it, and no setting
-/// declares a trusted proxy yet.
+/// What an anonymous viewer looks like to the server: the client address (the TCP
+/// peer, or `X-Forwarded-For` only when the peer is one of `trusted_proxies`) and the
+/// User-Agent.
 pub struct ClientHints {
     ip: Option<IpAddr>,
     user_agent: Vec<u8>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientHints {
+impl FromRequestParts<AppState> for ClientHints {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let ip = crate::identity::auth::client_ip(parts, &state.settings.trusted_proxies);
         let user_agent = parts
             .headers
             .get(USER_AGENT)

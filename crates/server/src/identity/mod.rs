@@ -1,33 +1,99 @@
-//! Accounts and sign-in: registration, login with short-lived JWT access tokens, and the
-//! `Caller`/`Viewer` extractors every other domain uses for ownership checks.
+//! Accounts and sign-in: registration, password login with lockout, sessions with
+//! rotating refresh tokens, API keys with scopes, OpenID Connect sign-in, the account
+//! lifecycle, the admin API, rate limits and the audit log. `auth` holds the
+//! extractors every other domain uses to learn who is calling and what it may do.
 
+pub mod account;
+pub mod admin;
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+mod notify;
+pub mod oidc;
 pub mod password;
+pub mod policy;
+pub mod ratelimit;
+pub mod sessions;
 pub mod tokens;
 mod users;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::settings::RateRule;
 use crate::AppState;
-pub use tokens::{Caller, JwtKeys, Viewer};
-pub use users::{create_user, NewUser, User};
+pub use audit::AuditEvent;
+pub use auth::{
+    Account, Admin, Authenticator, Caller, ClientInfo, Deleter, Scope, Scopes, Viewer, Writer,
+};
+pub use notify::{from_settings as notify_from_settings, Notifier};
+pub use oidc::OidcProviders;
+pub use sessions::TokenResponse;
+pub use tokens::JwtKeys;
+pub use users::{create_user, delete_user, NewUser, User};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/register", post(register))
         .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(sessions::refresh_tokens))
+        .route("/api/v1/auth/logout", post(sessions::logout))
+        .route("/api/v1/auth/sessions", get(sessions::list_sessions))
+        .route(
+            "/api/v1/auth/sessions/{id}",
+            delete(sessions::revoke_session),
+        )
+        .merge(oidc::router())
+        .merge(account::router())
+        .merge(api_keys::router())
+        .merge(admin::router())
+}
+
+/// SHA-256 hex of a high-entropy secret (refresh token, API key, reset token). These
+/// are random 256-bit values, so a fast hash is enough: nothing to brute-force.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A new random secret: `prefix` then 32 random bytes in URL-safe base64.
+pub fn random_secret(prefix: &str) -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Takes one token from the bucket for `subject` under `rule`, or answers 429.
+pub async fn rate_limit(
+    state: &AppState,
+    scope: &str,
+    subject: &str,
+    rule: &RateRule,
+) -> AppResult<()> {
+    state
+        .limiter
+        .check(scope, subject, rule)
+        .await
+        .map_err(|limited| AppError::TooMany {
+            code: "rate_limited",
+            message: format!("too many {scope} requests; retry later"),
+            retry_after_secs: limited.retry_after_secs(),
+        })
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3–32 characters: lowercase letters, digits, `.`, `_`, `-`.
     pub username: String,
-    /// At least 8 characters.
+    /// At least `auth.min_password_length` characters (default 8), not a common one.
     pub password: String,
     pub email: Option<String>,
 }
@@ -43,17 +109,15 @@ pub struct UserView {
     pub id: String,
     pub username: String,
     pub email: Option<String>,
+    /// Confirmed by an OpenID provider or an operator (not by registration alone).
+    pub email_verified: bool,
+    /// `user` or `admin`.
+    pub role: &'static str,
     pub is_admin: bool,
+    pub disabled: bool,
+    /// Bytes of originals this user may own; null is unlimited.
+    pub quota_bytes: Option<i64>,
     pub created_at: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
 }
 
 impl From<User> for UserView {
@@ -62,55 +126,119 @@ impl From<User> for UserView {
             id: u.id,
             username: u.username,
             email: u.email,
+            email_verified: u.email_verified,
+            role: if u.is_admin { "admin" } else { "user" },
             is_admin: u.is_admin,
+            disabled: u.disabled_at.is_some(),
+            quota_bytes: u.quota_bytes,
             created_at: crate::db::rfc3339(u.created_at),
         }
     }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> AppResult<(StatusCode, Json<UserView>)> {
     if !state.settings.auth.open_registration {
         return Err(AppError::forbidden("registration is closed on this server"));
     }
+    let rules = &state.settings.auth.rate_limits;
+    rate_limit(
+        &state,
+        "register",
+        &client.ip_text(),
+        &rules.register_per_ip,
+    )
+    .await?;
     let new = NewUser {
         username: req.username,
-        password: req.password,
+        password: Some(req.password),
         email: req.email,
+        email_verified: false,
         is_admin: false,
     };
-    let user = create_user(&state.db, new).await?;
+    let user = create_user(&state.db, &state.settings.auth, new).await?;
+    AuditEvent::new("user_registered")
+        .user(&user.id)
+        .actor(&user.id)
+        .client(&client)
+        .record(&state.db)
+        .await;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<Json<TokenResponse>> {
-    let user = users::find_by_username(&state.db, &req.username).await?;
+    let rules = &state.settings.auth.rate_limits;
+    rate_limit(&state, "login", &client.ip_text(), &rules.login_per_ip).await?;
+    let account = req.username.to_lowercase();
+    rate_limit(&state, "login", &account, &rules.login_per_account).await?;
+    let user = users::find_by_username(&state.db, &account).await?;
+    let now = crate::db::now_ms();
+    if let Some(until) = user
+        .as_ref()
+        .and_then(|u| u.locked_until)
+        .filter(|&t| t > now)
+    {
+        AuditEvent::new("login_locked")
+            .user(user.as_ref().map_or("", |u| u.id.as_str()))
+            .client(&client)
+            .record(&state.db)
+            .await;
+        return Err(AppError::TooMany {
+            code: "account_locked",
+            message: "too many failed sign-ins; this account is locked for a while".into(),
+            retry_after_secs: ((until - now) as u64).div_ceil(1000),
+        });
+    }
     // Verify against a dummy hash for unknown users so timing does not reveal them.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let ok = password::verify(
         req.password,
-        stored
-            .clone()
-            .unwrap_or_else(|| password::dummy_hash().into()),
+        stored.unwrap_or_else(|| password::dummy_hash().into()),
     )
     .await?;
     let user = match (user, ok) {
         (Some(user), true) => user,
-        _ => return Err(AppError::unauthorized("wrong username or password")),
+        (user, _) => {
+            let user_id = user.as_ref().map(|u| u.id.clone());
+            if let Some(user) = user {
+                users::record_failed_login(&state.db, &state.settings.auth, &user).await?;
+            }
+            AuditEvent::new("login_failed")
+                .user(user_id.as_deref().unwrap_or(""))
+                .client(&client)
+                .detail(serde_json::json!({ "username": account }))
+                .record(&state.db)
+                .await;
+            return Err(AppError::unauthorized("wrong username or password"));
+        }
     };
-    let access_token = state.jwt.issue(&user.id, user.is_admin)?;
-    Ok(Json(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.jwt.ttl_secs,
-    }))
+    if user.disabled_at.is_some() {
+        return Err(AppError::forbidden_code(
+            "account_disabled",
+            "this account is disabled",
+        ));
+    }
+    users::clear_failed_logins(&state.db, &user.id).await?;
+    let tokens = sessions::start(&state, &user.id, "password", &client).await?;
+    AuditEvent::new("login_succeeded")
+        .user(&user.id)
+        .actor(&user.id)
+        .client(&client)
+        .detail(serde_json::json!({ "method": "password", "session_id": tokens.session_id }))
+        .record(&state.db)
+        .await;
+    Ok(Json(tokens))
 }

@@ -84,6 +84,9 @@ impl JobHandler for GcSweepHandler {
         remove_rowless_objects(&self.db, &self.storage, self.orphan_min_age)
             .await
             .map_err(retry)?;
+        crate::identity::sessions::prune(&self.db)
+            .await
+            .map_err(retry)?;
         remove_stale_temp_files(self.storage.tmp_dir(), self.tmp_max_age)
             .await
             .map_err(retry)

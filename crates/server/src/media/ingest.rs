@@ -16,7 +16,9 @@ use utoipa::IntoParams;
 use super::{item_json, process, repo, structure, validate_meta, MediaItem, Visibility};
 use crate::db::{new_id, now_ms};
 use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
-use crate::identity::Caller;
+use sqlx::Row;
+
+use crate::identity::{Caller, ClientInfo, Writer};
 use crate::AppState;
 
 /// Item fields that may accompany an upload, as query parameters or multipart fields.
@@ -68,7 +70,8 @@ struct Spooled {
         (status = 422, body = ErrorBody, description = "corrupt, truncated, or over a pixel/side/frame limit")))]
 pub async fn upload_media(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
+    client: ClientInfo,
     AppQuery(mut meta): AppQuery<UploadMeta>,
     request: Request,
 ) -> AppResult<(StatusCode, Json<MediaItem>)> {
@@ -78,9 +81,13 @@ pub async fn upload_media(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
+    let quota = match admit(&state, &caller, &client, declared).await {
+        Ok(quota) => quota,
+        Err(refused) => {
+            linger(request).await;
+            return Err(refused);
+        }
+    };
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -96,6 +103,7 @@ pub async fn upload_media(
         )
         .await?
     };
+    quota.check(spooled.size)?;
     let tags = parse_tags(meta.tags.as_deref());
     validate_meta(
         meta.title.as_deref(),
@@ -114,6 +122,81 @@ pub async fn upload_media(
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
     Ok((StatusCode::ACCEPTED, Json(item_json(&state, row).await?)))
+}
+
+/// Checks what can be checked before reading the body: its declared size, the rate
+/// limits and the quota.
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    declared: Option<u64>,
+) -> AppResult<Quota> {
+    let limit = state.settings.limits.max_upload_bytes;
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let rules = &state.settings.auth.rate_limits;
+    crate::identity::rate_limit(state, "upload", &client.ip_text(), &rules.upload_per_ip).await?;
+    crate::identity::rate_limit(state, "upload", &caller.user_id, &rules.upload_per_account)
+        .await?;
+    let quota = Quota::of(state, &caller.user_id).await?;
+    quota.check(declared.unwrap_or(0))?;
+    Ok(quota)
+}
+
+/// Reads and drops a little of a body being refused before it was read, for at most
+/// half a second: a client still sending when the connection closes gets a reset that
+/// can swallow our answer (nginx's "lingering close" solves the same problem).
+async fn linger(request: Request) {
+    let mut stream = request.into_body().into_data_stream();
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > 8 << 20 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
+}
+
+/// The owner's storage quota. Checked before and after the body is read; two uploads
+/// racing at the edge may both pass, so the quota is exact to within one upload.
+struct Quota {
+    remaining: Option<u64>,
+}
+
+impl Quota {
+    async fn of(state: &AppState, user_id: &str) -> AppResult<Quota> {
+        let row = sqlx::query("SELECT quota_bytes FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+        let Some(quota) =
+            row.and_then(|r| r.try_get::<Option<i64>, _>("quota_bytes").ok().flatten())
+        else {
+            return Ok(Quota { remaining: None });
+        };
+        let (used, _) = crate::identity::account::usage(&state.db, user_id).await?;
+        Ok(Quota {
+            remaining: Some(quota.saturating_sub(used).max(0) as u64),
+        })
+    }
+
+    fn check(&self, size: u64) -> AppResult<()> {
+        match self.remaining {
+            Some(left) if size > left => Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_exceeded",
+                format!(
+                    "this upload does not fit in the account's storage quota ({left} bytes left)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn too_large(limit: u64) -> AppError {

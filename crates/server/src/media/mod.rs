@@ -2,7 +2,7 @@
 
 mod cache;
 pub(crate) mod delivery;
-mod gc;
+pub(crate) mod gc;
 pub(crate) mod ingest;
 pub(crate) mod process;
 pub mod repo;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
-use crate::identity::{Caller, Viewer};
+use crate::identity::{Caller, Deleter, Viewer, Writer};
 use crate::AppState;
 pub use cache::DeliveryCache;
 pub use gc::{gc_sweep_job, GcBlobHandler, GcSweepHandler, GC_BLOB, GC_SWEEP};
@@ -288,6 +288,8 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Whose items to list (admins only; default the caller).
+    pub owner: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -311,8 +313,14 @@ pub async fn list_media(
             "limit must be between 1 and 200",
         ));
     }
-    let mut rows =
-        repo::items_of_owner(&state.db, &caller.user_id, q.cursor.as_deref(), limit + 1).await?;
+    let owner = match q.owner.as_deref() {
+        Some(owner) if owner != caller.user_id => {
+            caller.require(crate::identity::Scope::Admin)?;
+            owner
+        }
+        _ => caller.user_id.as_str(),
+    };
+    let mut rows = repo::items_of_owner(&state.db, owner, q.cursor.as_deref(), limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.clone())
@@ -377,11 +385,11 @@ pub(crate) fn validate_meta(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_media(
     State(state): State<AppState>,
-    viewer: Viewer,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     AppJson(patch): AppJson<UpdateMedia>,
 ) -> AppResult<Json<MediaItem>> {
-    let (mut item, _) = writable_item(&state, &id, &viewer).await?;
+    let (mut item, _) = writable_item(&state, &id, &Viewer(Some(caller))).await?;
     validate_meta(
         patch.title.as_deref(),
         patch.description.as_deref(),
@@ -411,10 +419,10 @@ pub async fn update_media(
         (status = 404, body = ErrorBody)))]
 pub async fn delete_media(
     State(state): State<AppState>,
-    viewer: Viewer,
+    Deleter(caller): Deleter,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    let (item, _) = writable_item(&state, &id, &viewer).await?;
+    let (item, _) = writable_item(&state, &id, &Viewer(Some(caller))).await?;
     let mut tx = state.db.begin_write().await?;
     if !repo::delete_item(&mut tx, &item.id).await? {
         return Err(AppError::not_found("media item"));

@@ -565,6 +565,15 @@ fn clone_error(e: &AppError) -> AppError {
         AppError::Busy { retry_after_secs } => AppError::Busy {
             retry_after_secs: *retry_after_secs,
         },
+        AppError::TooMany {
+            code,
+            message,
+            retry_after_secs,
+        } => AppError::TooMany {
+            code,
+            message: message.clone(),
+            retry_after_secs: *retry_after_secs,
+        },
         AppError::Internal(inner) => AppError::Internal(anyhow::anyhow!("{inner:#}")),
     }
 }

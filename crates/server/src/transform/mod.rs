@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 pub use engine::{Source, TransformEngine, Watermark};
 
 use crate::error::{AppError, AppJson, AppResult, ErrorBody};
-use crate::identity::Viewer;
+use crate::identity::{Viewer, Writer};
 use crate::media::repo::ItemRow;
 use crate::media::{can_read, delivery};
 use crate::AppState;
@@ -245,11 +245,12 @@ pub struct SignedUrl {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_signed_url(
     State(state): State<AppState>,
-    viewer: Viewer,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     AppJson(body): AppJson<SignedUrlRequest>,
 ) -> AppResult<Json<SignedUrl>> {
-    crate::media::writable_item(&state, &id, &viewer).await?;
+    // A signed URL hands out access to the item: changing who may see it is a write.
+    crate::media::writable_item(&state, &id, &Viewer(Some(caller))).await?;
     let ext = body.format.unwrap_or_else(|| "auto".into());
     let req = parse_request(&state, &format!("{}.{ext}", body.ops), &HeaderMap::new())?;
     let ttl = body.ttl_secs.unwrap_or(3600);

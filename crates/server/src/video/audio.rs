@@ -15,7 +15,7 @@ use super::job::{publish_file, retry, video_error, ProgressReporter};
 use super::{container_of, repo, VideoEngine};
 use crate::db::Db;
 use crate::error::{AppError, AppJson, AppResult, ErrorBody};
-use crate::identity::Viewer;
+use crate::identity::{Viewer, Writer};
 use crate::media::ingest::original_key;
 use crate::storage::Storage;
 use crate::AppState;
@@ -55,10 +55,11 @@ struct Payload {
         (status = 422, body = ErrorBody, description = "not a video or audio item, or it has no audio track")))]
 pub async fn request_audio(
     State(state): State<AppState>,
-    viewer: Viewer,
+    Writer(caller): Writer,
     Path(id): Path<String>,
     AppJson(body): AppJson<AudioRequest>,
 ) -> AppResult<(StatusCode, Json<AudioExport>)> {
+    let viewer = Viewer(Some(caller));
     let (item, _) = crate::media::writable_item(&state, &id, &viewer).await?;
     let format = video::AudioFormat::parse(&body.format).ok_or_else(|| {
         AppError::unprocessable("invalid_format", "format must be m4a, mp3 or opus")

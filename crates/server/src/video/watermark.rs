@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::error::{AppError, AppJson, AppResult, ErrorBody};
-use crate::identity::Caller;
+use crate::identity::{Caller, Writer};
 use crate::AppState;
 
 /// Placement of a watermark image (one of the owner's image items).
@@ -150,7 +150,7 @@ pub async fn for_upload(
         (status = 422, body = ErrorBody)))]
 pub async fn put_watermark(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     AppJson(body): AppJson<WatermarkSettings>,
 ) -> AppResult<Json<WatermarkSettings>> {
     resolve(&state, &caller, &body).await?;
@@ -180,7 +180,7 @@ pub async fn get_watermark(
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn delete_watermark(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
 ) -> AppResult<StatusCode> {
     sqlx::query("UPDATE users SET watermark = NULL WHERE id = $1")
         .bind(&caller.user_id)

@@ -53,6 +53,8 @@ async fn access_matrix_holds(backend: Backend) {
                 let privileged = matches!(who, Who::Owner | Who::Admin);
                 let readable = privileged || visibility != "private";
                 let expected = match (method, readable, privileged, who) {
+                    // Changing anything needs a credential first, before any lookup.
+                    ("update" | "delete", _, _, Who::Anonymous) => StatusCode::UNAUTHORIZED,
                     (_, false, _, _) => StatusCode::NOT_FOUND,
                     ("read", true, _, _) => StatusCode::OK,
                     (_, true, true, _) => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
-use server::settings::{DatabaseSettings, Secret, Settings};
+use server::settings::{DatabaseSettings, RateRule, Secret, Settings};
 use server::{AppState, Application};
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +95,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     settings.worker.concurrency = 2;
     settings.shutdown_grace_secs = 5;
     settings.auth.jwt_secret = Secret::new("test-secret-test-secret-test-secret!");
+    // Every test client is 127.0.0.1; tests that exercise limits set their own.
+    settings.auth.rate_limits.register_per_ip = RateRule::new(0, 60);
     if let Backend::Postgres = backend {
         settings.database = DatabaseSettings {
             url: Some(Secret::new(fresh_postgres_url().await)),

@@ -1,0 +1,274 @@
+//! The account lifecycle: who am I, change password, password reset by token, and
+//! deleting the account with everything in it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::audit::AuditEvent;
+use super::auth::{Account, Caller, ClientInfo};
+use super::notify::Notice;
+use super::{password, random_secret, rate_limit, secret_hash, sessions, users, UserView};
+use crate::db::{now_ms, rfc3339};
+use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::AppState;
+pub use users::usage;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/account", get(get_account).delete(delete_account))
+        .route("/api/v1/account/password", post(change_password))
+        .route("/api/v1/auth/password-reset", post(request_password_reset))
+        .route(
+            "/api/v1/auth/password-reset/confirm",
+            post(confirm_password_reset),
+        )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountView {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Bytes of originals owned.
+    pub used_bytes: i64,
+    pub items: i64,
+    /// Whether the account has a password (OpenID-only accounts do not).
+    pub has_password: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePassword {
+    /// Required when the account has a password.
+    pub current_password: Option<String>,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeleteAccount {
+    /// Required when the account has a password.
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    /// The username or the email address of the account.
+    pub login: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+async fn load_user(state: &AppState, id: &str) -> AppResult<users::User> {
+    users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("this account no longer exists"))
+}
+
+#[utoipa::path(get, path = "/api/v1/account", tag = "auth",
+    responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> AppResult<Json<AccountView>> {
+    let user = load_user(&state, &caller.user_id).await?;
+    let (used_bytes, items) = users::usage(&state.db, &user.id).await?;
+    let has_password = !user.password_hash.is_empty();
+    Ok(Json(AccountView {
+        user: user.into(),
+        used_bytes,
+        items,
+        has_password,
+    }))
+}
+
+/// Checks the current password when the account has one.
+async fn confirm_password(user: &users::User, given: Option<String>) -> AppResult<()> {
+    if user.password_hash.is_empty() {
+        return Ok(());
+    }
+    let given = given.ok_or_else(|| {
+        AppError::unprocessable("password_required", "confirm with the current password")
+    })?;
+    if !password::verify(given, user.password_hash.clone()).await? {
+        return Err(AppError::forbidden_code(
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/account/password", tag = "auth", request_body = ChangePassword,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    client: ClientInfo,
+    AppJson(req): AppJson<ChangePassword>,
+) -> AppResult<StatusCode> {
+    let user = load_user(&state, &caller.user_id).await?;
+    confirm_password(&user, req.current_password).await?;
+    users::check_password(&req.new_password, &user.username, &state.settings.auth)?;
+    let hash = password::hash(req.new_password).await?;
+    users::set_password_hash(&state.db, &user.id, &hash).await?;
+    // Everyone else who knew the old password is signed out; this device stays.
+    let revoked =
+        sessions::revoke_all(&state.db, &user.id, caller.session_id(), "password_changed").await?;
+    state.auth.forget();
+    AuditEvent::new("password_changed")
+        .user(&user.id)
+        .actor(&user.id)
+        .client(&client)
+        .detail(serde_json::json!({ "sessions_revoked": revoked }))
+        .record(&state.db)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/account", tag = "auth", request_body = DeleteAccount,
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+pub async fn delete_account(
+    State(state): State<AppState>,
+    Account(caller): Account,
+    client: ClientInfo,
+    AppJson(req): AppJson<DeleteAccount>,
+) -> AppResult<StatusCode> {
+    let user = load_user(&state, &caller.user_id).await?;
+    confirm_password(&user, req.password).await?;
+    let items = super::delete_user(&state, &user.id).await?;
+    AuditEvent::new("user_deleted")
+        .user(&user.id)
+        .actor(&user.id)
+        .client(&client)
+        .detail(serde_json::json!({ "username": user.username, "items": items }))
+        .record(&state.db)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Always 202, whether or not the account exists, so the endpoint cannot be used to
+/// find accounts; the link goes out through the configured notifier.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = 429, body = ErrorBody)))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppJson(req): AppJson<ResetRequest>,
+) -> AppResult<StatusCode> {
+    let rules = &state.settings.auth.rate_limits;
+    rate_limit(
+        &state,
+        "password_reset",
+        &client.ip_text(),
+        &rules.password_reset_per_ip,
+    )
+    .await?;
+    let login = req.login.trim().to_lowercase();
+    let user = match users::find_by_username(&state.db, &login).await? {
+        Some(user) => Some(user),
+        None if login.contains('@') => {
+            let mut matches = users::find_by_email(&state.db, &login, false).await?;
+            // An address shared by two accounts does not say which one to reset.
+            (matches.len() == 1).then(|| matches.remove(0))
+        }
+        None => None,
+    };
+    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    let token = random_secret("fhp_");
+    let now = now_ms();
+    let expires_at = now + state.settings.auth.password_reset_ttl_secs as i64 * 1000;
+    sqlx::query("INSERT INTO password_resets (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(secret_hash(&token))
+        .bind(&user.id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&state.db.pool)
+        .await?;
+    let notice = Notice {
+        kind: "password_reset",
+        user_id: user.id.clone(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        link: format!(
+            "{}/reset-password#token={token}",
+            state.settings.public_url()
+        ),
+        token,
+        expires_at: rfc3339(expires_at),
+    };
+    AuditEvent::new("password_reset_requested")
+        .user(&user.id)
+        .client(&client)
+        .record(&state.db)
+        .await;
+    // Sent off the request so its timing does not tell whether the account exists.
+    let notifier = state.notifier.clone();
+    tokio::spawn(async move {
+        if let Err(e) = notifier.send(&notice).await {
+            tracing::error!(error = %e, user_id = %notice.user_id, "sending the password-reset notice");
+        }
+    });
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppJson(req): AppJson<ResetConfirm>,
+) -> AppResult<StatusCode> {
+    let invalid = || {
+        AppError::bad_request(
+            "invalid_reset_token",
+            "this reset link is invalid, used or expired",
+        )
+    };
+    let hash = secret_hash(&req.token);
+    let row =
+        sqlx::query("SELECT user_id, expires_at, used_at FROM password_resets WHERE hash = $1")
+            .bind(&hash)
+            .fetch_optional(&state.db.pool)
+            .await?
+            .ok_or_else(invalid)?;
+    let user_id: String = row.try_get("user_id")?;
+    if row.try_get::<Option<i64>, _>("used_at")?.is_some()
+        || row.try_get::<i64, _>("expires_at")? <= now_ms()
+    {
+        return Err(invalid());
+    }
+    let user = load_user(&state, &user_id).await?;
+    users::check_password(&req.new_password, &user.username, &state.settings.auth)?;
+    let new_hash = password::hash(req.new_password).await?;
+    // Single use: only the request that marks the token used may set the password.
+    let claimed =
+        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+            .bind(now_ms())
+            .bind(&hash)
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected()
+            == 1;
+    if !claimed {
+        return Err(invalid());
+    }
+    users::set_password_hash(&state.db, &user.id, &new_hash).await?;
+    sessions::revoke_all(&state.db, &user.id, None, "password_reset").await?;
+    state.auth.forget();
+    AuditEvent::new("password_reset")
+        .user(&user.id)
+        .actor(&user.id)
+        .client(&client)
+        .record(&state.db)
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

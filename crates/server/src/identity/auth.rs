@@ -1,0 +1,520 @@
+//! Who is calling: the `Authorization: Bearer` credential (an access token or an `fh_`
+//! API key) resolved to a [`Caller`] with scopes, and the extractors through which every
+//! endpoint declares the scope it needs (`Viewer`/`Caller` read, `Writer`, `Deleter`,
+//! `Admin`, and `Account` for managing the account itself, which API keys may not).
+//!
+//! Revocation: sessions, keys and users are re-read from the database, cached per node
+//! for at most `auth.revocation_check_secs`; revoking on a node clears its cache at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+use moka::future::Cache;
+use sqlx::Row;
+
+use super::tokens::JwtKeys;
+use crate::db::{now_ms, Db};
+use crate::error::AppError;
+use crate::AppState;
+
+/// What a credential may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    MediaRead,
+    MediaWrite,
+    MediaDelete,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::MediaRead,
+        Scope::MediaWrite,
+        Scope::MediaDelete,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::MediaRead => "media:read",
+            Scope::MediaWrite => "media:write",
+            Scope::MediaDelete => "media:delete",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of scopes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// What a signed-in session may do: everything its user may.
+    pub fn of_user(is_admin: bool) -> Scopes {
+        let mut s = Scopes::default();
+        for scope in Scope::ALL {
+            if scope != Scope::Admin || is_admin {
+                s.insert(scope);
+            }
+        }
+        s
+    }
+
+    pub fn insert(&mut self, scope: Scope) {
+        self.0 |= scope.bit();
+    }
+
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// Parses scope names, refusing unknown ones (named in the error).
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Scopes, String> {
+        let mut s = Scopes::default();
+        for name in names {
+            s.insert(Scope::parse(name).ok_or_else(|| name.to_string())?);
+        }
+        Ok(s)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        Scope::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .map(Scope::as_str)
+            .collect()
+    }
+
+    /// Space-separated, as stored.
+    pub fn to_db(self) -> String {
+        self.names().join(" ")
+    }
+
+    /// Unknown names in the database are ignored rather than trusted.
+    pub fn from_db(text: &str) -> Scopes {
+        let mut s = Scopes::default();
+        for scope in text.split_whitespace().filter_map(Scope::parse) {
+            s.insert(scope);
+        }
+        s
+    }
+}
+
+/// How the caller proved who it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of this session.
+    Session(String),
+    /// This API key.
+    ApiKey(String),
+}
+
+/// An authenticated caller. As an extractor it answers 401 when no valid credential is
+/// sent and 403 when the credential lacks `media:read`.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: String,
+    /// The user's role now (re-read within the revocation bound), not at token issue.
+    pub is_admin: bool,
+    pub scopes: Scopes,
+    pub credential: Credential,
+}
+
+impl Caller {
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::ApiKey(_) => None,
+        }
+    }
+
+    /// 403 unless this credential carries `scope` (and, for `admin`, the user is one).
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if scope == Scope::Admin && !self.is_admin {
+            return Err(AppError::forbidden("this needs an administrator"));
+        }
+        if !self.scopes.contains(scope) {
+            return Err(AppError::forbidden_code(
+                "insufficient_scope",
+                format!("this API key lacks the `{}` scope", scope.as_str()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The caller if a credential was sent, else anonymous. A credential that is sent but
+/// invalid is still a 401: a client with a broken token should hear so.
+#[derive(Clone, Debug)]
+pub struct Viewer(pub Option<Caller>);
+
+/// Declares an extractor that demands a signed-in caller holding `$scope`.
+macro_rules! scoped_extractor {
+    ($(#[$doc:meta])* $name:ident, $scope:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = AppError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, AppError> {
+                let caller = required(parts, state).await?;
+                caller.require($scope)?;
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+scoped_extractor!(
+    /// A caller that may create or change media (`media:write`).
+    Writer,
+    Scope::MediaWrite
+);
+scoped_extractor!(
+    /// A caller that may delete media (`media:delete`).
+    Deleter,
+    Scope::MediaDelete
+);
+scoped_extractor!(
+    /// An administrator (`admin` scope and the admin role).
+    Admin,
+    Scope::Admin
+);
+
+/// A person signed in with a session: managing the account itself (sessions, API keys,
+/// password, deletion) is refused to API keys, so a leaked key cannot mint more keys or
+/// lock its owner out.
+#[derive(Clone, Debug)]
+pub struct Account(pub Caller);
+
+impl FromRequestParts<AppState> for Account {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = required(parts, state).await?;
+        if caller.session_id().is_none() {
+            return Err(AppError::forbidden_code(
+                "session_required",
+                "API keys cannot manage the account; sign in instead",
+            ));
+        }
+        Ok(Account(caller))
+    }
+}
+
+async fn required(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
+    let token = bearer(parts)?.ok_or_else(|| {
+        AppError::unauthorized("sign in first: send `Authorization: Bearer <token>`")
+    })?;
+    state.auth.authenticate(token).await
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
+    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::unauthorized("malformed Authorization"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(AppError::unauthorized(
+            "expected `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(token) = bearer(parts)? else {
+            return Ok(Viewer(None));
+        };
+        let caller = state.auth.authenticate(token).await?;
+        caller.require(Scope::MediaRead)?;
+        Ok(Viewer(Some(caller)))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let caller = required(parts, state).await?;
+        caller.require(Scope::MediaRead)?;
+        Ok(caller)
+    }
+}
+
+/// The prefix that marks API keys, so they are recognisable in code and secret scanners.
+pub const API_KEY_PREFIX: &str = "fh_";
+
+/// The state of a session or key as last read, with its user's.
+#[derive(Clone, Debug)]
+struct Principal {
+    id: String,
+    user_id: String,
+    is_admin: bool,
+    scopes: Scopes,
+    /// Not revoked and the user not disabled.
+    active: bool,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+/// Resolves credentials, caching what it reads for the revocation bound.
+pub struct Authenticator {
+    pub jwt: JwtKeys,
+    db: Db,
+    cache: Option<Cache<String, Option<Arc<Principal>>>>,
+}
+
+impl Authenticator {
+    pub fn new(jwt: JwtKeys, db: Db, revocation_check_secs: u64) -> Authenticator {
+        let cache = (revocation_check_secs > 0).then(|| {
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(revocation_check_secs))
+                .build()
+        });
+        Authenticator { jwt, db, cache }
+    }
+
+    /// Drops everything cached, after a revocation, disabling or role change here.
+    pub fn forget(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AppError> {
+        if token.starts_with(API_KEY_PREFIX) {
+            return self.api_key(token).await;
+        }
+        let claims = self.jwt.verify(token)?;
+        let key = format!("s:{}", claims.session_id);
+        let principal = self
+            .cached(&key, || session(&self.db, &claims.session_id))
+            .await?;
+        match principal {
+            Some(p) if p.active && p.user_id == claims.user_id => Ok(Caller {
+                user_id: p.user_id.clone(),
+                is_admin: p.is_admin,
+                scopes: Scopes::of_user(p.is_admin),
+                credential: Credential::Session(p.id.clone()),
+            }),
+            _ => Err(AppError::unauthorized(
+                "this session has ended; sign in again",
+            )),
+        }
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Caller, AppError> {
+        let hash = super::secret_hash(key);
+        let principal = self
+            .cached(&format!("k:{hash}"), || api_key(&self.db, &hash))
+            .await?;
+        let now = now_ms();
+        let Some(p) = principal.filter(|p| p.active && p.expires_at.is_none_or(|at| at > now))
+        else {
+            return Err(AppError::unauthorized(
+                "unknown, revoked or expired API key",
+            ));
+        };
+        // Last use is recorded at most once a minute per key, off the request path.
+        if p.last_used_at.is_none_or(|at| now - at > 60_000) {
+            let db = self.db.clone();
+            let id = p.id.clone();
+            tokio::spawn(async move {
+                let done = sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&db.pool)
+                    .await;
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "recording API key use");
+                }
+            });
+        }
+        Ok(Caller {
+            user_id: p.user_id.clone(),
+            is_admin: p.is_admin,
+            scopes: p.scopes,
+            credential: Credential::ApiKey(p.id.clone()),
+        })
+    }
+
+    async fn cached<F, Fut>(&self, key: &str, load: F) -> Result<Option<Arc<Principal>>, AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Principal>, sqlx::Error>>,
+    {
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(key).await {
+                return Ok(hit);
+            }
+        }
+        let loaded = load().await?.map(Arc::new);
+        if let Some(cache) = &self.cache {
+            cache.insert(key.to_string(), loaded.clone()).await;
+        }
+        Ok(loaded)
+    }
+}
+
+async fn session(db: &Db, id: &str) -> Result<Option<Principal>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT s.user_id, s.revoked_at, s.expires_at, u.is_admin, u.disabled_at
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let is_admin = row.try_get::<i64, _>("is_admin")? != 0;
+    let active = row.try_get::<Option<i64>, _>("revoked_at")?.is_none()
+        && row.try_get::<Option<i64>, _>("disabled_at")?.is_none()
+        && row.try_get::<i64, _>("expires_at")? > now_ms();
+    Ok(Some(Principal {
+        id: id.to_string(),
+        user_id: row.try_get("user_id")?,
+        is_admin,
+        scopes: Scopes::of_user(is_admin),
+        active,
+        expires_at: None,
+        last_used_at: None,
+    }))
+}
+
+async fn api_key(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT k.id, k.user_id, k.scopes, k.expires_at, k.revoked_at, k.last_used_at,
+                u.is_admin, u.disabled_at
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Principal {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        scopes: Scopes::from_db(&row.try_get::<String, _>("scopes")?),
+        active: row.try_get::<Option<i64>, _>("revoked_at")?.is_none()
+            && row.try_get::<Option<i64>, _>("disabled_at")?.is_none(),
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    }))
+}
+
+/// The client's address and agent, for rate limits, the audit log and session lists.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn ip_text(&self) -> String {
+        self.ip
+            .map_or_else(|| "unknown".into(), |ip| ip.to_canonical().to_string())
+    }
+}
+
+/// The TCP peer, or, when the peer is a trusted proxy, the nearest untrusted address
+/// in `X-Forwarded-For` (the rightmost entries are the ones our own proxies added).
+pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(Some(peer))
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect());
+        Ok(ClientInfo {
+            ip: client_ip(parts, &state.settings.trusted_proxies),
+            user_agent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_and_unknown_names_are_refused() {
+        let s = Scopes::parse(["media:read", "media:delete"]).unwrap();
+        assert!(s.contains(Scope::MediaRead) && !s.contains(Scope::MediaWrite));
+        assert_eq!(Scopes::from_db(&s.to_db()), s);
+        assert_eq!(Scopes::parse(["media:read", "root"]), Err("root".into()));
+        assert!(!Scopes::of_user(false).contains(Scope::Admin));
+        assert!(Scopes::of_user(true).contains(Scope::Admin));
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let request = |peer: &str, xff: &str| {
+            let mut req = axum::http::Request::builder()
+                .header("x-forwarded-for", xff)
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            req.into_parts().0
+        };
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let parts = request("10.0.0.1:5000", "6.6.6.6, 203.0.113.9");
+        assert_eq!(client_ip(&parts, &[proxy]), "203.0.113.9".parse().ok());
+        assert_eq!(client_ip(&parts, &[]), "10.0.0.1".parse().ok());
+        let direct = request("198.51.100.7:5000", "1.1.1.1");
+        assert_eq!(client_ip(&direct, &[proxy]), "198.51.100.7".parse().ok());
+    }
+}
