@@ -36,3 +36,4 @@ bench:
 	bench/upload.sh
 	bench/delivery.sh
 	bench/video.sh
+	bench/auth.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # What authentication costs per request, and what a login costs.
-#  1. wrk GET /api/v1/account with an access token (session cached for the revocation
+#  1. wrk on a cached thumbnail: public and anonymous against private with the owner's
+#     access token or API key (the difference is the credential check); then
+#     GET /api/v1/account with an access token (session cached for the revocation
 #     bound), the same with the bound at 0 (a database read per request), and with an
 #     API key; /healthz (no credential, no database) is the floor.
 #  2. Login latency against the reference: the Debian `argon2` CLI hashing with the
@@ -27,7 +29,24 @@ token=$(sign_in)
 key=$(curl -fs -H "authorization: Bearer $token" -H 'content-type: application/json' \
   -d '{"name":"bench","scopes":["media:read"]}' "$base/api/v1/api-keys" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# The delivery hot path: the same cached thumb.webp, public and anonymous against
+# private and fetched with the owner's credential, so the difference is the auth check.
+ffmpeg -v error -f lavfi -i testsrc2=s=1280x720 -frames:v 1 "$work/pic.jpg"
+upload() { curl -fs -X POST -T "$work/pic.jpg" -H "authorization: Bearer $token" "$base/api/v1/media?$1" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+public=$(upload "visibility=public&title=a")
+ffmpeg -v error -f lavfi -i testsrc2=s=1280x720 -vf hflip -frames:v 1 -y "$work/pic.jpg"
+private=$(upload "visibility=private&title=b")
+for id in "$public" "$private"; do
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null -H "authorization: Bearer $token" "$base/media/$id/thumb.webp" && break
+    sleep 0.1
+  done
+done
 wrk -t2 -c32 -d2s "$base/healthz" >/dev/null
+read -r anon anon_p50 <<<"$(measure "$base/media/$public/thumb.webp" none)"
+read -r own own_p50 <<<"$(measure "$base/media/$private/thumb.webp" "$token")"
+read -r ownkey ownkey_p50 <<<"$(measure "$base/media/$private/thumb.webp" "$key")"
 read -r floor floor_p50 <<<"$(measure "$base/healthz" none)"
 read -r jwt jwt_p50 <<<"$(measure "$base/api/v1/account" "$token")"
 read -r apikey apikey_p50 <<<"$(measure "$base/api/v1/account" "$key")"
@@ -63,7 +82,12 @@ times.sort(); print(f"{times[len(times)//2]:.1f}")
 PY
 )
 
-echo "authenticated GET /api/v1/account, wrk -t2 -c32 -d$duration, $(nproc) cores"
+echo "cached thumb.webp, wrk -t2 -c32 -d$duration, $(nproc) cores"
+printf '  %-44s %10s req/s  p50 %s\n' "public item, anonymous" "$anon" "$anon_p50"
+printf '  %-44s %10s req/s  p50 %s\n' "private item, owner's access token" "$own" "$own_p50"
+printf '  %-44s %10s req/s  p50 %s\n' "private item, owner's API key" "$ownkey" "$ownkey_p50"
+python3 -c "print(f'  authenticated / anonymous = {float(\"$own\")/float(\"$anon\"):.2f}x (token), {float(\"$ownkey\")/float(\"$anon\"):.2f}x (key)')"
+echo "GET /api/v1/account (two queries: the user, its usage), wrk -t2 -c32 -d$duration"
 printf '  %-44s %10s req/s  p50 %s\n' "/healthz (no credential, floor)" "$floor" "$floor_p50"
 printf '  %-44s %10s req/s  p50 %s\n' "access token, session cached (10 s bound)" "$jwt" "$jwt_p50"
 printf '  %-44s %10s req/s  p50 %s\n' "access token, database read per request" "$nocache" "$nocache_p50"

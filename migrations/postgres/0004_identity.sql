@@ -73,6 +73,7 @@ CREATE TABLE oidc_logins (
     redirect      TEXT,
     created_at    BIGINT NOT NULL
 );
+CREATE INDEX oidc_logins_created_at ON oidc_logins (created_at);
 
 CREATE TABLE password_resets (
     hash       TEXT PRIMARY KEY,
@@ -81,6 +82,7 @@ CREATE TABLE password_resets (
     expires_at BIGINT NOT NULL,
     used_at    BIGINT
 );
+CREATE INDEX password_resets_user_id ON password_resets (user_id);
 
 -- Security events. No foreign keys: the log outlives the accounts it mentions.
 CREATE TABLE audit_log (
@@ -94,3 +96,4 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_user_id ON audit_log (user_id, id);
 CREATE INDEX audit_log_kind ON audit_log (kind, id);
+CREATE INDEX audit_log_at ON audit_log (at);

@@ -66,6 +66,10 @@ impl AppState {
         let previous: Vec<Vec<u8>> = (settings.auth.jwt_previous_secrets.iter())
             .map(|s| s.expose().as_bytes().to_vec())
             .collect();
+        anyhow::ensure!(
+            jwt_key.len() >= 32 && previous.iter().all(|k| k.len() >= 32),
+            "auth.jwt_secret and auth.jwt_previous_secrets must be at least 32 bytes each"
+        );
         let jwt = JwtKeys::new(&jwt_key, &previous, settings.auth.access_token_ttl_secs);
         let auth =
             identity::Authenticator::new(jwt, db.clone(), settings.auth.revocation_check_secs);

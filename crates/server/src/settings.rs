@@ -181,6 +181,11 @@ pub struct AuthSettings {
     pub lockout_max_secs: u64,
     /// Lifetime of a password-reset token in seconds. Default 3600.
     pub password_reset_ttl_secs: u64,
+    /// A session ends this many seconds after sign-in however often it is refreshed.
+    /// Default 90 days.
+    pub session_max_lifetime_secs: u64,
+    /// Days audit events are kept. Default 365.
+    pub audit_retention_days: u64,
     /// How password-reset links reach users.
     pub notifier: NotifierSettings,
     /// Token-bucket limits per client address and per account.
@@ -384,6 +389,8 @@ impl Default for AuthSettings {
             lockout_base_secs: 30,
             lockout_max_secs: 3600,
             password_reset_ttl_secs: 3600,
+            session_max_lifetime_secs: 90 * 86_400,
+            audit_retention_days: 365,
             notifier: NotifierSettings::default(),
             rate_limits: RateLimitSettings::default(),
             oidc: Vec::new(),

@@ -112,6 +112,7 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
                 storage: state.storage.clone(),
                 tmp_max_age: Duration::from_secs(s.gc.tmp_max_age_secs),
                 orphan_min_age: Duration::from_secs(s.gc.orphan_min_age_secs),
+                audit_retention: Duration::from_secs(s.auth.audit_retention_days * 86_400),
             },
         ),
     ]

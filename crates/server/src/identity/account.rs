@@ -88,15 +88,37 @@ pub async fn get_account(
     }))
 }
 
-/// Checks the current password when the account has one.
-async fn confirm_password(user: &users::User, given: Option<String>) -> AppResult<()> {
+/// Proves the holder of this session is the account's owner. With a password: the
+/// current one, limited and counted like a login, so a stolen token does not allow
+/// guessing it. Without one (OpenID-only accounts): a sign-in within ten minutes.
+async fn confirm_password(
+    state: &AppState,
+    user: &users::User,
+    caller: &Caller,
+    given: Option<String>,
+) -> AppResult<()> {
     if user.password_hash.is_empty() {
+        let signed_in: Option<i64> = sqlx::query("SELECT created_at FROM sessions WHERE id = $1")
+            .bind(caller.session_id().unwrap_or_default())
+            .fetch_optional(&state.db.pool)
+            .await?
+            .map(|row| row.try_get("created_at"))
+            .transpose()?;
+        if signed_in.is_none_or(|at| now_ms() - at > 10 * 60_000) {
+            return Err(AppError::forbidden_code(
+                "reauthentication_required",
+                "sign in again (within the last ten minutes) to do this",
+            ));
+        }
         return Ok(());
     }
+    let rule = &state.settings.auth.rate_limits.login_per_account;
+    rate_limit(state, "login_account", &user.username, rule).await?;
     let given = given.ok_or_else(|| {
         AppError::unprocessable("password_required", "confirm with the current password")
     })?;
     if !password::verify(given, user.password_hash.clone()).await? {
+        users::record_failed_login(&state.db, &state.settings.auth, user).await?;
         return Err(AppError::forbidden_code(
             "wrong_password",
             "the current password is wrong",
@@ -114,7 +136,7 @@ pub async fn change_password(
     AppJson(req): AppJson<ChangePassword>,
 ) -> AppResult<StatusCode> {
     let user = load_user(&state, &caller.user_id).await?;
-    confirm_password(&user, req.current_password).await?;
+    confirm_password(&state, &user, &caller, req.current_password).await?;
     users::check_password(&req.new_password, &user.username, &state.settings.auth)?;
     let hash = password::hash(req.new_password).await?;
     users::set_password_hash(&state.db, &user.id, &hash).await?;
@@ -141,7 +163,10 @@ pub async fn delete_account(
     AppJson(req): AppJson<DeleteAccount>,
 ) -> AppResult<StatusCode> {
     let user = load_user(&state, &caller.user_id).await?;
-    confirm_password(&user, req.password).await?;
+    confirm_password(&state, &user, &caller, req.password).await?;
+    if user.is_admin && users::other_admins(&state.db, &user.id).await? == 0 {
+        return Err(super::admin::last_admin());
+    }
     let items = super::delete_user(&state, &user.id).await?;
     AuditEvent::new("user_deleted")
         .user(&user.id)
@@ -153,8 +178,8 @@ pub async fn delete_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Always 202, whether or not the account exists, so the endpoint cannot be used to
-/// find accounts; the link goes out through the configured notifier.
+/// Always 202 at once, whether or not the account exists: the lookup, the token and
+/// the notice all happen after the answer, so neither content nor timing tells.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), (status = 429, body = ErrorBody)))]
 pub async fn request_password_reset(
@@ -162,37 +187,67 @@ pub async fn request_password_reset(
     client: ClientInfo,
     AppJson(req): AppJson<ResetRequest>,
 ) -> AppResult<StatusCode> {
-    let rules = &state.settings.auth.rate_limits;
-    rate_limit(
-        &state,
-        "password_reset",
-        &client.ip_text(),
-        &rules.password_reset_per_ip,
-    )
-    .await?;
+    let rule = &state.settings.auth.rate_limits.password_reset_per_ip;
+    rate_limit(&state, "password_reset_ip", &client.rate_key(), rule).await?;
     let login = req.login.trim().to_lowercase();
-    let user = match users::find_by_username(&state.db, &login).await? {
-        Some(user) => Some(user),
-        None if login.contains('@') => {
-            let mut matches = users::find_by_email(&state.db, &login, false).await?;
-            // An address shared by two accounts does not say which one to reset.
-            (matches.len() == 1).then(|| matches.remove(0))
-        }
-        None => None,
+    if login.len() <= 254 {
+        tokio::spawn(async move {
+            if let Err(e) = send_reset(&state, &login, &client).await {
+                tracing::error!(error = %e, "password reset");
+            }
+        });
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The account a reset asks for: by username, else by an email only one account has
+/// (or only one has verified).
+async fn reset_target(state: &AppState, login: &str) -> AppResult<Option<users::User>> {
+    if let Some(user) = users::find_by_username(&state.db, login).await? {
+        return Ok(Some(user));
+    }
+    if !login.contains('@') {
+        return Ok(None);
+    }
+    let mut matches = users::find_by_email(&state.db, login, false).await?;
+    if matches.len() > 1 {
+        matches = users::find_by_email(&state.db, login, true).await?;
+    }
+    Ok((matches.len() == 1).then(|| matches.remove(0)))
+}
+
+async fn send_reset(state: &AppState, login: &str, client: &ClientInfo) -> AppResult<()> {
+    let Some(user) = reset_target(state, login)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+    else {
+        return Ok(());
     };
-    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
-        return Ok(StatusCode::ACCEPTED);
-    };
+    // Per account too, so nobody can flood one person with notices.
+    let rule = &state.settings.auth.rate_limits.password_reset_per_ip;
+    if rate_limit(state, "password_reset_account", &user.id, rule)
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
     let token = random_secret("fhp_");
     let now = now_ms();
     let expires_at = now + state.settings.auth.password_reset_ttl_secs as i64 * 1000;
-    sqlx::query("INSERT INTO password_resets (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(secret_hash(&token))
-        .bind(&user.id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&state.db.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO password_resets (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(secret_hash(&token))
+    .bind(&user.id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&state.db.pool)
+    .await?;
+    AuditEvent::new("password_reset_requested")
+        .user(&user.id)
+        .client(client)
+        .record(&state.db)
+        .await;
     let notice = Notice {
         kind: "password_reset",
         user_id: user.id.clone(),
@@ -205,19 +260,21 @@ pub async fn request_password_reset(
         token,
         expires_at: rfc3339(expires_at),
     };
-    AuditEvent::new("password_reset_requested")
-        .user(&user.id)
-        .client(&client)
-        .record(&state.db)
-        .await;
-    // Sent off the request so its timing does not tell whether the account exists.
-    let notifier = state.notifier.clone();
-    tokio::spawn(async move {
-        if let Err(e) = notifier.send(&notice).await {
-            tracing::error!(error = %e, user_id = %notice.user_id, "sending the password-reset notice");
-        }
-    });
-    Ok(StatusCode::ACCEPTED)
+    state
+        .notifier
+        .send(&notice)
+        .await
+        .map_err(AppError::internal)
+}
+
+/// Spends every outstanding reset token of a user (after a reset or a password change).
+async fn spend_reset_tokens(state: &AppState, user_id: &str) -> AppResult<()> {
+    sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
@@ -234,34 +291,35 @@ pub async fn confirm_password_reset(
         )
     };
     let hash = secret_hash(&req.token);
-    let row =
-        sqlx::query("SELECT user_id, expires_at, used_at FROM password_resets WHERE hash = $1")
-            .bind(&hash)
-            .fetch_optional(&state.db.pool)
-            .await?
-            .ok_or_else(invalid)?;
+    let row = sqlx::query("SELECT user_id FROM password_resets WHERE hash = $1")
+        .bind(&hash)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(invalid)?;
     let user_id: String = row.try_get("user_id")?;
-    if row.try_get::<Option<i64>, _>("used_at")?.is_some()
-        || row.try_get::<i64, _>("expires_at")? <= now_ms()
-    {
-        return Err(invalid());
-    }
-    let user = load_user(&state, &user_id).await?;
+    let user = users::find_by_id(&state.db, &user_id)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+        .ok_or_else(invalid)?;
     users::check_password(&req.new_password, &user.username, &state.settings.auth)?;
     let new_hash = password::hash(req.new_password).await?;
-    // Single use: only the request that marks the token used may set the password.
-    let claimed =
-        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
-            .bind(now_ms())
-            .bind(&hash)
-            .execute(&state.db.pool)
-            .await?
-            .rows_affected()
-            == 1;
+    // Single use and unexpired: only the request that marks the token used may set
+    // the password.
+    let now = now_ms();
+    let claimed = sqlx::query(
+        "UPDATE password_resets SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(&hash)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected()
+        == 1;
     if !claimed {
         return Err(invalid());
     }
     users::set_password_hash(&state.db, &user.id, &new_hash).await?;
+    spend_reset_tokens(&state, &user.id).await?;
     sessions::revoke_all(&state.db, &user.id, None, "password_reset").await?;
     state.auth.forget();
     AuditEvent::new("password_reset")

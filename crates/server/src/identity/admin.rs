@@ -79,6 +79,13 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+pub(super) fn last_admin() -> AppError {
+    AppError::unprocessable(
+        "last_admin",
+        "this is the last active administrator; promote another one first",
+    )
+}
+
 fn page_limit(limit: Option<i64>) -> AppResult<i64> {
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -171,6 +178,10 @@ pub async fn update_user(
             "cannot_demote_self",
             "an admin cannot demote or disable themselves; ask another admin",
         ));
+    }
+    let removes_admin = user.is_admin && (is_admin == Some(false) || req.disabled == Some(true));
+    if removes_admin && users::other_admins(&state.db, &id).await? == 0 {
+        return Err(last_admin());
     }
     if let Some(Some(quota)) = req.quota_bytes {
         if quota < 0 {

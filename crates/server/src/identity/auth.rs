@@ -7,6 +7,7 @@
 //! for at most `auth.revocation_check_secs`; revoking on a node clears its cache at once.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,7 +127,9 @@ pub enum Credential {
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user_id: String,
-    /// The user's role now (re-read within the revocation bound), not at token issue.
+    /// Whether the caller acts as an administrator now: the user's role (re-read within
+    /// the revocation bound, not taken from the token) and, for an API key, its `admin`
+    /// scope. Owner-or-admin checks everywhere rely on this.
     pub is_admin: bool,
     pub scopes: Scopes,
     pub credential: Credential,
@@ -142,15 +145,17 @@ impl Caller {
 
     /// 403 unless this credential carries `scope` (and, for `admin`, the user is one).
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
-        if scope == Scope::Admin && !self.is_admin {
-            return Err(AppError::forbidden("this needs an administrator"));
-        }
-        if !self.scopes.contains(scope) {
+        let is_key = matches!(self.credential, Credential::ApiKey(_));
+        if is_key && !self.scopes.contains(scope) {
             return Err(AppError::forbidden_code(
                 "insufficient_scope",
                 format!("this API key lacks the `{}` scope", scope.as_str()),
             ));
         }
+        if scope == Scope::Admin && !self.is_admin {
+            return Err(AppError::forbidden("this needs an administrator"));
+        }
+        debug_assert!(self.scopes.contains(scope));
         Ok(())
     }
 }
@@ -268,7 +273,7 @@ impl FromRequestParts<AppState> for Caller {
 pub const API_KEY_PREFIX: &str = "fh_";
 
 /// The state of a session or key as last read, with its user's.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Principal {
     id: String,
     user_id: String,
@@ -277,7 +282,9 @@ struct Principal {
     /// Not revoked and the user not disabled.
     active: bool,
     expires_at: Option<i64>,
-    last_used_at: Option<i64>,
+    /// When use was last written to the database (ms; 0 never), shared by every request
+    /// that finds this entry in the cache, so at most one write a minute per node.
+    last_used_at: AtomicI64,
 }
 
 /// Resolves credentials, caching what it reads for the revocation bound.
@@ -285,6 +292,9 @@ pub struct Authenticator {
     pub jwt: JwtKeys,
     db: Db,
     cache: Option<Cache<String, Option<Arc<Principal>>>>,
+    /// Bumped by `forget`: a load that began before a revocation must not put what it
+    /// read back into the cache after the revocation cleared it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Authenticator {
@@ -295,11 +305,17 @@ impl Authenticator {
                 .time_to_live(Duration::from_secs(revocation_check_secs))
                 .build()
         });
-        Authenticator { jwt, db, cache }
+        Authenticator {
+            jwt,
+            db,
+            cache,
+            generation: Default::default(),
+        }
     }
 
     /// Drops everything cached, after a revocation, disabling or role change here.
     pub fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
@@ -340,7 +356,12 @@ impl Authenticator {
             ));
         };
         // Last use is recorded at most once a minute per key, off the request path.
-        if p.last_used_at.is_none_or(|at| now - at > 60_000) {
+        let last = p.last_used_at.load(Ordering::Relaxed);
+        let due = now - last > 60_000
+            && p.last_used_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due {
             let db = self.db.clone();
             let id = p.id.clone();
             tokio::spawn(async move {
@@ -356,7 +377,8 @@ impl Authenticator {
         }
         Ok(Caller {
             user_id: p.user_id.clone(),
-            is_admin: p.is_admin,
+            // An admin's key acts as admin (sees others' items, …) only with the scope.
+            is_admin: p.is_admin && p.scopes.contains(Scope::Admin),
             scopes: p.scopes,
             credential: Credential::ApiKey(p.id.clone()),
         })
@@ -372,9 +394,16 @@ impl Authenticator {
                 return Ok(hit);
             }
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let loaded = load().await?.map(Arc::new);
         if let Some(cache) = &self.cache {
-            cache.insert(key.to_string(), loaded.clone()).await;
+            if self.generation.load(Ordering::SeqCst) == generation {
+                cache.insert(key.to_string(), loaded.clone()).await;
+                // A `forget` between the check and the insert: drop what we put.
+                if self.generation.load(Ordering::SeqCst) != generation {
+                    cache.invalidate(key).await;
+                }
+            }
         }
         Ok(loaded)
     }
@@ -400,7 +429,7 @@ async fn session(db: &Db, id: &str) -> Result<Option<Principal>, sqlx::Error> {
         scopes: Scopes::of_user(is_admin),
         active,
         expires_at: None,
-        last_used_at: None,
+        last_used_at: AtomicI64::new(0),
     }))
 }
 
@@ -422,7 +451,7 @@ async fn api_key(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> 
         active: row.try_get::<Option<i64>, _>("revoked_at")?.is_none()
             && row.try_get::<Option<i64>, _>("disabled_at")?.is_none(),
         expires_at: row.try_get("expires_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        last_used_at: AtomicI64::new(row.try_get::<Option<i64>, _>("last_used_at")?.unwrap_or(0)),
     }))
 }
 
@@ -437,6 +466,18 @@ impl ClientInfo {
     pub fn ip_text(&self) -> String {
         self.ip
             .map_or_else(|| "unknown".into(), |ip| ip.to_canonical().to_string())
+    }
+
+    /// The address as a rate-limit subject: IPv6 by its /64, which one subscriber
+    /// holds whole and could otherwise rotate through for fresh buckets.
+    pub fn rate_key(&self) -> String {
+        match self.ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            _ => self.ip_text(),
+        }
     }
 }
 

@@ -84,7 +84,7 @@ pub async fn rate_limit(
         .await
         .map_err(|limited| AppError::TooMany {
             code: "rate_limited",
-            message: format!("too many {scope} requests; retry later"),
+            message: "too many requests; retry later".into(),
             retry_after_secs: limited.retry_after_secs(),
         })
 }
@@ -150,8 +150,8 @@ pub async fn register(
     let rules = &state.settings.auth.rate_limits;
     rate_limit(
         &state,
-        "register",
-        &client.ip_text(),
+        "register_ip",
+        &client.rate_key(),
         &rules.register_per_ip,
     )
     .await?;
@@ -181,9 +181,14 @@ pub async fn login(
     AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<Json<TokenResponse>> {
     let rules = &state.settings.auth.rate_limits;
-    rate_limit(&state, "login", &client.ip_text(), &rules.login_per_ip).await?;
+    rate_limit(&state, "login_ip", &client.rate_key(), &rules.login_per_ip).await?;
     let account = req.username.to_lowercase();
-    rate_limit(&state, "login", &account, &rules.login_per_account).await?;
+    // No account can have an invalid name; refusing it here also keeps arbitrary
+    // strings out of the rate limiter and the audit log.
+    if !users::valid_username(&account) {
+        return Err(AppError::unauthorized("wrong username or password"));
+    }
+    rate_limit(&state, "login_account", &account, &rules.login_per_account).await?;
     let user = users::find_by_username(&state.db, &account).await?;
     let now = crate::db::now_ms();
     if let Some(until) = user
@@ -202,8 +207,11 @@ pub async fn login(
             retry_after_secs: ((until - now) as u64).div_ceil(1000),
         });
     }
-    // Verify against a dummy hash for unknown users so timing does not reveal them.
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    // Verify against a dummy hash for unknown users (and accounts without a password)
+    // so that timing does not reveal them.
+    let stored = (user.as_ref())
+        .map(|u| u.password_hash.clone())
+        .filter(|h| !h.is_empty());
     let ok = password::verify(
         req.password,
         stored.unwrap_or_else(|| password::dummy_hash().into()),

@@ -47,6 +47,10 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<Notifier> {
                 n.webhook_url.starts_with("http://") || n.webhook_url.starts_with("https://"),
                 "auth.notifier.webhook_url must be an http(s) URL"
             );
+            anyhow::ensure!(
+                n.webhook_secret.expose().len() >= 16,
+                "auth.notifier.webhook_secret must be at least 16 characters: receivers check the signature"
+            );
             Arc::new(Webhook {
                 url: n.webhook_url.clone(),
                 secret: n.webhook_secret.expose().as_bytes().to_vec(),

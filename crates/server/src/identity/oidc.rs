@@ -209,9 +209,13 @@ fn local_path(redirect: &str) -> bool {
 pub async fn start_login(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    client: ClientInfo,
     AppQuery(q): AppQuery<LoginQuery>,
 ) -> AppResult<Response> {
     let p = state.oidc.get(&provider)?;
+    // Each start stores a pending login: limited like password logins.
+    let rule = &state.settings.auth.rate_limits.login_per_ip;
+    super::rate_limit(&state, "oidc_ip", &client.rate_key(), rule).await?;
     if q.redirect.as_deref().is_some_and(|r| !local_path(r)) {
         return Err(AppError::bad_request(
             "invalid_redirect",
@@ -247,7 +251,6 @@ pub async fn start_login(
     .bind(now_ms())
     .execute(&state.db.pool)
     .await?;
-    prune_logins(&state.db).await;
     let secure = if state.settings.public_url().starts_with("https://") {
         "; Secure"
     } else {
@@ -268,17 +271,6 @@ pub async fn start_login(
         HeaderValue::from_str(&cookie).map_err(AppError::internal)?,
     );
     Ok(resp)
-}
-
-/// Logins abandoned at the provider are deleted after their lifetime.
-async fn prune_logins(db: &Db) {
-    let done = sqlx::query("DELETE FROM oidc_logins WHERE created_at < $1")
-        .bind(now_ms() - LOGIN_TTL_MS)
-        .execute(&db.pool)
-        .await;
-    if let Err(e) = done {
-        tracing::warn!(error = %e, "pruning OpenID logins");
-    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -525,6 +517,14 @@ async fn account_for(
             };
             let (user, kind) = match <[users::User; 1]>::try_from(by_email) {
                 Ok([user]) if user.disabled_at.is_some() => return Err(disabled()),
+                // An administrator is never taken over by whoever a provider vouches
+                // for; an admin links from a signed-in session instead (not built yet).
+                Ok([user]) if user.is_admin => {
+                    return Err(AppError::forbidden_code(
+                        "link_refused",
+                        "this email belongs to an administrator, who cannot be linked by email",
+                    ))
+                }
                 Ok([user]) => (user, "oidc_linked"),
                 Err(_) if p.settings.auto_register => (register(state, identity, verified_email).await?, "user_registered"),
                 Err(_) => {
@@ -551,7 +551,12 @@ async fn account_for(
         let admin = claim_values(&identity.raw, claim)
             .iter()
             .any(|v| p.settings.admin_values.contains(v));
-        if admin != user.is_admin {
+        let last_admin =
+            !admin && user.is_admin && users::other_admins(&state.db, &user.id).await? == 0;
+        if last_admin {
+            tracing::warn!(user_id = %user.id, provider, "the provider's claim would demote the last admin; kept");
+        }
+        if admin != user.is_admin && !last_admin {
             let change = users::UserChange {
                 is_admin: Some(admin),
                 ..Default::default()

@@ -82,7 +82,7 @@ pub async fn start(
 ) -> AppResult<TokenResponse> {
     let id = new_id();
     let now = now_ms();
-    let expires_at = now + state.settings.auth.refresh_token_ttl_secs as i64 * 1000;
+    let expires_at = session_expiry(state, now, now);
     let refresh = random_secret(REFRESH_PREFIX);
     let mut tx = state.db.begin_write().await?;
     sqlx::query(
@@ -157,8 +157,9 @@ pub async fn revoke_all(
 /// unknown (401).
 const KEEP_MS: i64 = 30 * 86_400_000;
 
-/// Deletes identity rows nobody can use any more; run by the periodic GC sweep.
-pub async fn prune(db: &Db) -> Result<(), sqlx::Error> {
+/// Deletes identity rows nobody can use any more, and audit events older than
+/// `audit_retention`; run by the periodic GC sweep.
+pub async fn prune(db: &Db, audit_retention: std::time::Duration) -> Result<(), sqlx::Error> {
     let horizon = now_ms() - KEEP_MS;
     let statements = [
         "DELETE FROM refresh_tokens WHERE used_at < $1",
@@ -172,7 +173,19 @@ pub async fn prune(db: &Db) -> Result<(), sqlx::Error> {
         .bind(now_ms() - 3_600_000)
         .execute(&db.pool)
         .await?;
+    sqlx::query("DELETE FROM audit_log WHERE at < $1")
+        .bind(now_ms() - audit_retention.as_millis() as i64)
+        .execute(&db.pool)
+        .await?;
     Ok(())
+}
+
+/// When a session used at `now` ends: idle lifetime from now, capped by the absolute
+/// lifetime from sign-in.
+fn session_expiry(state: &AppState, created_at: i64, now: i64) -> i64 {
+    let auth = &state.settings.auth;
+    (now + auth.refresh_token_ttl_secs as i64 * 1000)
+        .min(created_at + auth.session_max_lifetime_secs as i64 * 1000)
 }
 
 fn refresh_refused(message: &str) -> AppError {
@@ -187,11 +200,18 @@ pub async fn refresh_tokens(
     AppJson(req): AppJson<RefreshRequest>,
 ) -> AppResult<Json<TokenResponse>> {
     let rules = &state.settings.auth.rate_limits;
-    rate_limit(&state, "refresh", &client.ip_text(), &rules.refresh_per_ip).await?;
+    rate_limit(
+        &state,
+        "refresh_ip",
+        &client.rate_key(),
+        &rules.refresh_per_ip,
+    )
+    .await?;
     let hash = secret_hash(&req.refresh_token);
     let mut tx = state.db.begin_write().await?;
     let row = sqlx::query(
-        "SELECT r.session_id, r.used_at, s.user_id, s.revoked_at, s.expires_at, u.disabled_at
+        "SELECT r.session_id, r.used_at, s.user_id, s.created_at, s.revoked_at, s.expires_at,
+                u.disabled_at
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
          JOIN users u ON u.id = s.user_id WHERE r.hash = $1",
     )
@@ -201,7 +221,13 @@ pub async fn refresh_tokens(
     .ok_or_else(|| refresh_refused("unknown refresh token"))?;
     let session_id: String = row.try_get("session_id")?;
     let user_id: String = row.try_get("user_id")?;
-    rate_limit(&state, "refresh", &session_id, &rules.refresh_per_session).await?;
+    rate_limit(
+        &state,
+        "refresh_session",
+        &session_id,
+        &rules.refresh_per_session,
+    )
+    .await?;
     let now = now_ms();
     let active = row.try_get::<Option<i64>, _>("revoked_at")?.is_none()
         && row.try_get::<Option<i64>, _>("disabled_at")?.is_none()
@@ -241,7 +267,7 @@ pub async fn refresh_tokens(
          WHERE id = $5",
     )
     .bind(now)
-    .bind(now + state.settings.auth.refresh_token_ttl_secs as i64 * 1000)
+    .bind(session_expiry(&state, row.try_get("created_at")?, now))
     .bind(client.ip_text())
     .bind(&client.user_agent)
     .bind(&session_id)

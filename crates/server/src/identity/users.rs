@@ -176,25 +176,35 @@ pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<User>,
 
 /// Counts a failed password and locks the account once failures reach the threshold:
 /// `base` seconds, doubling with each further failure, at most `max`.
+///
+/// The counter is incremented in the database and read back, and the lock only ever
+/// moves later, so concurrent failures cannot undercount or shorten a lock.
 pub async fn record_failed_login(
     db: &Db,
     auth: &AuthSettings,
     user: &User,
 ) -> Result<(), sqlx::Error> {
-    let failures = user.failed_logins + 1;
-    let threshold = auth.lockout_threshold.max(1) as i64;
-    let locked_until = (auth.lockout_threshold > 0 && failures >= threshold).then(|| {
-        let doublings = (failures - threshold).min(20) as u32;
-        let secs = auth
-            .lockout_base_secs
-            .saturating_mul(1u64 << doublings)
-            .min(auth.lockout_max_secs);
-        now_ms() + secs as i64 * 1000
-    });
-    sqlx::query(
-        "UPDATE users SET failed_logins = failed_logins + 1, locked_until = $1 WHERE id = $2",
+    let failures: i64 = sqlx::query(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
     )
-    .bind(locked_until)
+    .bind(&user.id)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("failed_logins")?;
+    let threshold = auth.lockout_threshold as i64;
+    if auth.lockout_threshold == 0 || failures < threshold {
+        return Ok(());
+    }
+    let doublings = (failures - threshold).min(20) as u32;
+    let secs = auth
+        .lockout_base_secs
+        .saturating_mul(1u64 << doublings)
+        .min(auth.lockout_max_secs);
+    let until = now_ms() + secs as i64 * 1000;
+    sqlx::query(
+        "UPDATE users SET locked_until = $1 WHERE id = $2 AND (locked_until IS NULL OR locked_until < $1)",
+    )
+    .bind(until)
     .bind(&user.id)
     .execute(&db.pool)
     .await?;
@@ -275,10 +285,50 @@ pub async fn usage(db: &Db, id: &str) -> Result<(i64, i64), sqlx::Error> {
     Ok((row.try_get("bytes")?, row.try_get("items")?))
 }
 
-/// Deletes the account: its items (their blobs are queued for garbage collection,
-/// which removes any no other item shares), then the user row, which cascades to
+/// Deletes the account: first it is disabled and its sessions and keys revoked, so no
+/// new item can arrive; then its items (their blobs are queued for garbage collection,
+/// which removes any no other item shares); then the user row, which cascades to
 /// sessions, keys, identities, resets and playback positions.
 pub async fn delete_user(state: &crate::AppState, id: &str) -> Result<u64, AppError> {
+    let now = now_ms();
+    sqlx::query("UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    super::sessions::revoke_all(&state.db, id, None, "user_deleted").await?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    state.auth.forget();
+    let mut removed = 0;
+    for attempt in 0.. {
+        removed += delete_items(state, id).await?;
+        // An upload admitted just before the revocation may still land its item; the
+        // foreign key then refuses the delete and we sweep again.
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&state.db.pool)
+            .await;
+        match done {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() && attempt < 10 => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
+    state.auth.forget();
+    state.queue.notify();
+    Ok(removed)
+}
+
+/// Deletes every item of the user, in batches, queueing their blobs for collection.
+async fn delete_items(state: &crate::AppState, id: &str) -> Result<u64, AppError> {
     let mut removed = 0;
     loop {
         let rows = sqlx::query("SELECT id, blob_id FROM media WHERE owner_id = $1 LIMIT 200")
@@ -286,7 +336,7 @@ pub async fn delete_user(state: &crate::AppState, id: &str) -> Result<u64, AppEr
             .fetch_all(&state.db.pool)
             .await?;
         if rows.is_empty() {
-            break;
+            return Ok(removed);
         }
         let mut tx = state.db.begin_write().await?;
         for row in &rows {
@@ -306,11 +356,15 @@ pub async fn delete_user(state: &crate::AppState, id: &str) -> Result<u64, AppEr
             state.delivery_cache.invalidate_item(&item_id).await;
         }
     }
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
-    state.auth.forget();
-    state.queue.notify();
-    Ok(removed)
+}
+
+/// Active admins other than `id`: the last one may not be demoted, disabled or deleted.
+pub async fn other_admins(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT COUNT(*) AS n FROM users WHERE is_admin = 1 AND disabled_at IS NULL AND id <> $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("n")
 }

@@ -73,6 +73,7 @@ pub struct GcSweepHandler {
     pub storage: Storage,
     pub tmp_max_age: Duration,
     pub orphan_min_age: Duration,
+    pub audit_retention: Duration,
 }
 
 #[async_trait::async_trait]
@@ -84,7 +85,7 @@ impl JobHandler for GcSweepHandler {
         remove_rowless_objects(&self.db, &self.storage, self.orphan_min_age)
             .await
             .map_err(retry)?;
-        crate::identity::sessions::prune(&self.db)
+        crate::identity::sessions::prune(&self.db, self.audit_retention)
             .await
             .map_err(retry)?;
         remove_stale_temp_files(self.storage.tmp_dir(), self.tmp_max_age)

@@ -137,9 +137,15 @@ async fn admit(
         return Err(too_large(limit));
     }
     let rules = &state.settings.auth.rate_limits;
-    crate::identity::rate_limit(state, "upload", &client.ip_text(), &rules.upload_per_ip).await?;
-    crate::identity::rate_limit(state, "upload", &caller.user_id, &rules.upload_per_account)
+    crate::identity::rate_limit(state, "upload_ip", &client.rate_key(), &rules.upload_per_ip)
         .await?;
+    crate::identity::rate_limit(
+        state,
+        "upload_account",
+        &caller.user_id,
+        &rules.upload_per_account,
+    )
+    .await?;
     let quota = Quota::of(state, &caller.user_id).await?;
     quota.check(declared.unwrap_or(0))?;
     Ok(quota)
@@ -162,8 +168,8 @@ async fn linger(request: Request) {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
-/// The owner's storage quota. Checked before and after the body is read; two uploads
-/// racing at the edge may both pass, so the quota is exact to within one upload.
+/// The owner's storage quota. Checked before and after the body is read, not reserved:
+/// uploads running at the same moment may together overshoot it by what they carry.
 struct Quota {
     remaining: Option<u64>,
 }

@@ -569,6 +569,32 @@ async fn admin_endpoints_need_an_admin_and_the_admin_scope(backend: Backend) {
         StatusCode::OK
     );
 
+    // An admin's key without the `admin` scope does not act as admin.
+    let private = item["id"].as_str().unwrap();
+    assert_eq!(
+        app.get_item(Some(&read_key), private).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_item(Some(&admin_key), private).await.status(),
+        StatusCode::FORBIDDEN,
+        "no media:read"
+    );
+
+    // The last admin can neither leave nor be demoted.
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/account"))
+        .bearer_auth(&root)
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "last_admin".into())
+    );
+
     // Promotion takes effect on the next request; the audit log says so.
     let resp = app
         .admin_patch(&root, &alice_id, json!({"role": "admin"}))
@@ -797,7 +823,8 @@ async fn webhook_receiver() -> (
                         .to_str()
                         .unwrap()
                         .to_string();
-                    let mut mac = Hmac::<Sha256>::new_from_slice(b"hook-secret").unwrap();
+                    let mut mac =
+                        Hmac::<Sha256>::new_from_slice(b"hook-secret-hook-secret").unwrap();
                     mac.update(&body);
                     assert_eq!(
                         signature,
@@ -821,7 +848,7 @@ async fn password_reset_tokens_are_single_use_and_expire(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.auth.notifier.kind = "webhook".into();
         s.auth.notifier.webhook_url = hook;
-        s.auth.notifier.webhook_secret = Secret::new("hook-secret");
+        s.auth.notifier.webhook_secret = Secret::new("hook-secret-hook-secret");
     })
     .await;
     app.user("alice").await;

@@ -248,6 +248,21 @@ async fn a_verified_email_links_the_local_account_and_an_unverified_one_does_not
         0
     );
     assert_eq!(app.count("users").await, 4);
+
+    // An administrator's verified address does not let a provider sign in as them.
+    let ivan = register_local(&app, "ivan", "ivan@example.test").await;
+    mark_verified(&app, &ivan).await;
+    sqlx::query("UPDATE users SET is_admin = 1 WHERE id = $1")
+        .bind(&ivan)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (status, code) = error_code(sign_in(&app, "good", "ivan").await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "link_refused")
+    );
+    assert_eq!(count_where(&app, captured, &ivan).await, 0);
 }
 
 async fn without_auto_registration_an_unknown_identity_has_no_account(backend: Backend) {
