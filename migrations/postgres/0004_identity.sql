@@ -75,6 +75,15 @@ CREATE TABLE oidc_logins (
 );
 CREATE INDEX oidc_logins_created_at ON oidc_logins (created_at);
 
+-- One-time codes a redirect-mode OpenID sign-in hands to the page (single use, 60 s),
+-- so that tokens never appear in a URL.
+CREATE TABLE login_codes (
+    hash       TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    method     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
 CREATE TABLE password_resets (
     hash       TEXT PRIMARY KEY,
     user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,

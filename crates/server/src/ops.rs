@@ -134,6 +134,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
         crate::identity::oidc::list_providers,
         crate::identity::oidc::start_login,
         crate::identity::oidc::finish_login,
+        crate::identity::oidc::exchange_code,
         crate::identity::admin::list_users,
         crate::identity::admin::get_user,
         crate::identity::admin::update_user,

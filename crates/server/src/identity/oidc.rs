@@ -30,21 +30,27 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::audit::AuditEvent;
 use super::auth::ClientInfo;
-use super::{secret_hash, sessions, users};
+use super::{random_secret, secret_hash, sessions, users, TokenResponse};
 use crate::db::{now_ms, Db};
-use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
+use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::settings::{OidcProviderSettings, Settings};
 use crate::AppState;
 
 const STATE_COOKIE: &str = "fh_oidc_state";
 /// How long a user may take at the provider before the login must start over.
 const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+/// Lifetime of the one-time code a redirect-mode sign-in hands to the page.
+const CODE_TTL_MS: i64 = 60 * 1000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/oidc/providers", get(list_providers))
         .route("/api/v1/auth/oidc/{provider}/login", get(start_login))
         .route("/api/v1/auth/oidc/{provider}/callback", get(finish_login))
+        .route(
+            "/api/v1/auth/oidc/exchange",
+            axum::routing::post(exchange_code),
+        )
 }
 
 struct Provider {
@@ -365,30 +371,31 @@ pub async fn finish_login(
     let identity = exchange(&state, p, code, verifier, &nonce).await?;
     let user = account_for(&state, p, &identity, &client).await?;
     let method = format!("oidc:{provider}");
-    let tokens = sessions::start(&state, &user.id, &method, &client).await?;
-    AuditEvent::new("login_succeeded")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
-        .detail(serde_json::json!({ "method": method, "session_id": tokens.session_id }))
-        .record(&state.db)
-        .await;
     let clear =
         format!("{STATE_COOKIE}=; Path=/api/v1/auth/oidc/; Max-Age=0; HttpOnly; SameSite=Lax");
     let mut resp = match redirect {
+        // Tokens never travel in a URL (history, logs, Referer): the page gets a
+        // one-time code to trade for them by POST.
         Some(path) => {
-            let fragment = format!(
-                "access_token={}&token_type=Bearer&expires_in={}&refresh_token={}",
-                tokens.access_token, tokens.expires_in, tokens.refresh_token
-            );
+            let code = random_secret("fhc_");
+            sqlx::query(
+                "INSERT INTO login_codes (hash, user_id, method, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(secret_hash(&code))
+            .bind(&user.id)
+            .bind(&method)
+            .bind(now_ms())
+            .execute(&state.db.pool)
+            .await?;
             let mut resp = StatusCode::SEE_OTHER.into_response();
             resp.headers_mut().insert(
                 LOCATION,
-                HeaderValue::from_str(&format!("{path}#{fragment}")).map_err(AppError::internal)?,
+                HeaderValue::from_str(&format!("{path}#code={code}"))
+                    .map_err(AppError::internal)?,
             );
             resp
         }
-        None => Json(tokens).into_response(),
+        None => Json(open_session(&state, &user.id, &method, &client).await?).into_response(),
     };
     resp.headers_mut().insert(
         SET_COOKIE,
@@ -397,6 +404,71 @@ pub async fn finish_login(
     resp.headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+async fn open_session(
+    state: &AppState,
+    user_id: &str,
+    method: &str,
+    client: &ClientInfo,
+) -> AppResult<TokenResponse> {
+    let tokens = sessions::start(state, user_id, method, client).await?;
+    AuditEvent::new("login_succeeded")
+        .user(user_id)
+        .actor(user_id)
+        .client(client)
+        .detail(serde_json::json!({ "method": method, "session_id": tokens.session_id }))
+        .record(&state.db)
+        .await;
+    Ok(tokens)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ExchangeRequest {
+    /// The `code` from the fragment of the page the sign-in returned to.
+    pub code: String,
+}
+
+/// Trades the one-time code of a redirect-mode sign-in for the token pair (within a
+/// minute, once).
+#[utoipa::path(post, path = "/api/v1/auth/oidc/exchange", tag = "auth", request_body = ExchangeRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn exchange_code(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppJson(req): AppJson<ExchangeRequest>,
+) -> AppResult<Json<TokenResponse>> {
+    let invalid = || {
+        AppError::bad_request(
+            "invalid_code",
+            "this sign-in code is invalid, used or expired",
+        )
+    };
+    let hash = secret_hash(&req.code);
+    let row = sqlx::query("SELECT user_id, method, created_at FROM login_codes WHERE hash = $1")
+        .bind(&hash)
+        .fetch_optional(&state.db.pool)
+        .await?
+        .ok_or_else(invalid)?;
+    let claimed = sqlx::query("DELETE FROM login_codes WHERE hash = $1")
+        .bind(&hash)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected()
+        == 1;
+    if !claimed || row.try_get::<i64, _>("created_at")? < now_ms() - CODE_TTL_MS {
+        return Err(invalid());
+    }
+    let user_id: String = row.try_get("user_id")?;
+    let method: String = row.try_get("method")?;
+    match users::find_by_id(&state.db, &user_id).await? {
+        Some(user) if user.disabled_at.is_none() => {}
+        Some(_) => return Err(disabled()),
+        None => return Err(invalid()),
+    }
+    Ok(Json(
+        open_session(&state, &user_id, &method, &client).await?,
+    ))
 }
 
 /// Trades the code for tokens and verifies the ID token. A signature by a key the

@@ -169,10 +169,15 @@ pub async fn prune(db: &Db, audit_retention: std::time::Duration) -> Result<(), 
     for sql in statements {
         sqlx::query(sql).bind(horizon).execute(&db.pool).await?;
     }
-    sqlx::query("DELETE FROM oidc_logins WHERE created_at < $1")
-        .bind(now_ms() - 3_600_000)
-        .execute(&db.pool)
-        .await?;
+    for sql in [
+        "DELETE FROM oidc_logins WHERE created_at < $1",
+        "DELETE FROM login_codes WHERE created_at < $1",
+    ] {
+        sqlx::query(sql)
+            .bind(now_ms() - 3_600_000)
+            .execute(&db.pool)
+            .await?;
+    }
     sqlx::query("DELETE FROM audit_log WHERE at < $1")
         .bind(now_ms() - audit_retention.as_millis() as i64)
         .execute(&db.pool)

@@ -417,7 +417,7 @@ async fn an_id_token_signed_by_an_unpublished_key_is_refused(backend: Backend) {
     assert_eq!(app.count("users").await, 0);
 }
 
-async fn with_a_redirect_the_tokens_come_back_in_the_fragment(backend: Backend) {
+async fn with_a_redirect_the_page_gets_a_one_time_code_for_the_tokens(backend: Backend) {
     let Some(app) = oidc_app(backend, |_| {}).await else {
         return;
     };
@@ -435,11 +435,36 @@ async fn with_a_redirect_the_tokens_come_back_in_the_fragment(backend: Backend) 
         .query_pairs()
         .into_owned()
         .collect();
-    assert!(params.contains_key("refresh_token"), "{location}");
+    assert!(
+        !location.contains("token"),
+        "no token in the URL: {location}"
+    );
     assert_eq!(
-        account(&app, &params["access_token"]).await["username"],
+        app.count("sessions").await,
+        0,
+        "no session before the exchange"
+    );
+    let exchange = |code: String| {
+        app.client
+            .post(app.url("/api/v1/auth/oidc/exchange"))
+            .json(&json!({ "code": code }))
+            .send()
+    };
+    let resp = exchange(params["code"].clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let tokens: Value = resp.json().await.unwrap();
+    assert!(tokens["refresh_token"].is_string());
+    assert_eq!(
+        account(&app, tokens["access_token"].as_str().unwrap()).await["username"],
         "hank"
     );
+    // Once only.
+    let (status, code) = error_code(exchange(params["code"].clone()).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_code")
+    );
+    assert_eq!(app.count("sessions WHERE method = 'oidc:good'").await, 1);
 
     for evil in ["https://evil.example/", "//evil.example/", "app"] {
         let resp = app
@@ -531,7 +556,7 @@ both_backends!(
     a_callback_whose_state_is_not_the_browsers_is_refused,
     an_id_token_with_another_nonce_is_refused,
     an_id_token_signed_by_an_unpublished_key_is_refused,
-    with_a_redirect_the_tokens_come_back_in_the_fragment,
+    with_a_redirect_the_page_gets_a_one_time_code_for_the_tokens,
     the_providers_are_listed_and_an_unknown_one_is_not_found,
     a_disabled_account_cannot_sign_in_through_the_provider,
 );
