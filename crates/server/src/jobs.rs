@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
-use crate::identity::{Caller, Writer};
+use crate::identity::{Admin, Caller, Writer};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -159,12 +159,9 @@ pub struct JobPage {
     responses((status = 200, body = JobPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(_admin): Admin,
     AppQuery(q): AppQuery<JobListQuery>,
 ) -> AppResult<Json<JobPage>> {
-    if !caller.is_admin {
-        return Err(AppError::forbidden("only admins may list jobs"));
-    }
     let wanted = q.state.as_deref().unwrap_or("dead");
     let job_state = JobState::parse(wanted).ok_or_else(|| {
         AppError::bad_request("invalid_state", format!("unknown job state `{wanted}`"))

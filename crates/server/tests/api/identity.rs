@@ -1125,7 +1125,90 @@ async fn the_sweep_prunes_long_ended_sessions_and_spent_tokens(backend: Backend)
     assert_eq!(app.count("refresh_tokens WHERE used_at IS NULL").await, 2);
 }
 
+/// Every operation in the OpenAPI document that takes a credential refuses one of two
+/// API keys (read-only; write + delete): each endpoint declares a scope.
+async fn every_endpoint_that_takes_a_credential_declares_a_scope(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.user("alice").await;
+    let reader = token_of(&app.api_key(&token, &["media:read"]).await, "key");
+    let writer = token_of(
+        &app.api_key(&token, &["media:write", "media:delete"]).await,
+        "key",
+    );
+    let doc: Value = app
+        .get(None, "/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Endpoints that take no credential at all.
+    let public = [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/password-reset/confirm",
+        "/api/v1/auth/oidc/providers",
+        "/api/v1/auth/oidc/{provider}/login",
+        "/api/v1/auth/oidc/{provider}/callback",
+        "/api/v1/auth/oidc/exchange",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ];
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if public.contains(&path.as_str()) {
+            continue;
+        }
+        let concrete: String = path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "0192f0e0-0000-7000-8000-000000000000"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let mut refusals = Vec::new();
+            for key in [&reader, &writer] {
+                let resp = app
+                    .client
+                    .request(method.clone(), app.url(&concrete))
+                    .bearer_auth(key)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status() == StatusCode::FORBIDDEN {
+                    let (_, code) = error_code(resp).await;
+                    refusals.push(code);
+                }
+            }
+            assert!(
+                !refusals.is_empty(),
+                "{method} {path} accepts both a read-only and a write-only key"
+            );
+            for code in &refusals {
+                assert!(
+                    ["insufficient_scope", "session_required"].contains(&code.as_str()),
+                    "{method} {path}: {code}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations checked");
+}
+
 both_backends!(
+    every_endpoint_that_takes_a_credential_declares_a_scope,
     the_sweep_prunes_long_ended_sessions_and_spent_tokens,
     refresh_rotates_and_a_replayed_token_revokes_the_family,
     expired_tampered_wrong_kid_none_and_confused_tokens_are_refused,
