@@ -11,13 +11,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use sqlx::Row;
 use utoipa::IntoParams;
 
 use super::{item_json, process, repo, structure, validate_meta, MediaItem, Visibility};
 use crate::db::{new_id, now_ms};
 use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
-use sqlx::Row;
-
 use crate::identity::{Caller, ClientInfo, Writer};
 use crate::AppState;
 
