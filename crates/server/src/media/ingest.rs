@@ -116,7 +116,12 @@ pub async fn upload_media(
         }
         _ => None,
     };
-    let item_id = store(&state, &caller, &meta, &tags, spooled, probe, watermark).await?;
+    let accepted = Accepted {
+        spooled,
+        probe,
+        watermark,
+    };
+    let item_id = store(&state, &caller, &meta, &tags, accepted, &quota).await?;
     let row = repo::item(&state.db, &item_id)
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
@@ -167,8 +172,43 @@ async fn linger(request: Request) {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
-/// The owner's storage quota. Checked before and after the body is read, not reserved:
-/// uploads running at the same moment may together overshoot it by what they carry.
+/// Checks the quota again inside the item's transaction with the user's row locked
+/// (PostgreSQL; SQLite's write transaction is exclusive already), so uploads committing
+/// at the same moment cannot together exceed it.
+async fn quota_in(
+    tx: &mut sqlx::AnyConnection,
+    state: &AppState,
+    user_id: &str,
+    size: u64,
+) -> AppResult<()> {
+    let lock = match state.db.backend {
+        queue::Backend::Postgres => " FOR UPDATE",
+        queue::Backend::Sqlite => "",
+    };
+    let quota: Option<i64> = sqlx::query(&format!(
+        "SELECT quota_bytes FROM users WHERE id = $1{lock}"
+    ))
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("quota_bytes")?;
+    let Some(quota) = quota else { return Ok(()) };
+    let used: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes
+         FROM media m JOIN blobs b ON b.id = m.blob_id WHERE m.owner_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("bytes")?;
+    Quota {
+        remaining: Some(quota.saturating_sub(used).max(0) as u64),
+    }
+    .check(size)
+}
+
+/// The owner's storage quota: checked before the body is read (declared length), after
+/// (actual size), and finally inside the transaction that records the item.
 struct Quota {
     remaining: Option<u64>,
 }
@@ -481,6 +521,13 @@ async fn validate_image(
     Ok(probe)
 }
 
+/// An upload that passed validation: its bytes, what they are, and the watermark to burn.
+struct Accepted {
+    spooled: Spooled,
+    probe: Probed,
+    watermark: Option<crate::video::watermark::BurnSpec>,
+}
+
 /// Places the bytes (unless already stored) and writes blob + item + job in one
 /// transaction. Returns the new item id.
 async fn store(
@@ -488,10 +535,14 @@ async fn store(
     caller: &Caller,
     meta: &UploadMeta,
     tags: &[String],
-    mut spooled: Spooled,
-    probe: Probed,
-    watermark: Option<crate::video::watermark::BurnSpec>,
+    upload: Accepted,
+    quota: &Quota,
 ) -> AppResult<String> {
+    let Accepted {
+        mut spooled,
+        probe,
+        watermark,
+    } = upload;
     let described = Described::of(&probe)?;
     // A watermarked upload is keyed by content + watermark: its derivatives differ.
     let (dedup_key, watermark_json) = match &watermark {
@@ -580,6 +631,16 @@ async fn store(
             job_id: job_id.as_deref(),
             now,
         };
+        if quota.remaining.is_some() {
+            if let Err(refused) = quota_in(&mut tx, state, &caller.user_id, spooled.size).await {
+                drop(tx);
+                if placed {
+                    // Never committed: remove it now rather than at the next sweep.
+                    let _ = state.storage.delete(&original_key(&blob_id)).await;
+                }
+                return Err(refused);
+            }
+        }
         match repo::insert_item(&mut tx, &item).await {
             Ok(()) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() && !placed => continue,

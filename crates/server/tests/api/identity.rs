@@ -1082,6 +1082,46 @@ async fn quotas_refuse_uploads_that_do_not_fit(backend: Backend) {
     );
 }
 
+async fn concurrent_uploads_cannot_together_exceed_the_quota(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let root = app.admin("root").await;
+    let alice = app.user("alice").await;
+    let alice_id = app.user_id(&alice).await;
+    let images: Vec<Vec<u8>> = (0..4).map(|i| fixtures::jpeg(200 + i, 150)).collect();
+    let largest = images.iter().map(Vec::len).max().unwrap() as i64;
+    let smallest = images.iter().map(Vec::len).min().unwrap() as i64;
+    assert!(2 * smallest > largest + 1, "any two exceed the quota");
+    let resp = app
+        .admin_patch(&root, &alice_id, json!({"quota_bytes": largest + 1}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let uploads = images
+        .into_iter()
+        .map(|bytes| app.upload(&alice, bytes, ""));
+    let statuses: Vec<StatusCode> = futures::future::join_all(uploads)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    assert_eq!(accepted, 1, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| [StatusCode::ACCEPTED, StatusCode::PAYLOAD_TOO_LARGE].contains(s)));
+    let me: Value = app
+        .get(Some(&alice), "/api/v1/account")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["used_bytes"].as_i64().unwrap() <= largest + 1);
+    assert_eq!(app.count("media").await, 1);
+}
+
 async fn the_sweep_prunes_long_ended_sessions_and_spent_tokens(backend: Backend) {
     let app = spawn_app(backend).await;
     app.user("alice").await;
@@ -1208,6 +1248,7 @@ async fn every_endpoint_that_takes_a_credential_declares_a_scope(backend: Backen
 }
 
 both_backends!(
+    concurrent_uploads_cannot_together_exceed_the_quota,
     every_endpoint_that_takes_a_credential_declares_a_scope,
     the_sweep_prunes_long_ended_sessions_and_spent_tokens,
     refresh_rotates_and_a_replayed_token_revokes_the_family,
