@@ -57,9 +57,21 @@ struct Provider {
     settings: OidcProviderSettings,
     issuer: IssuerUrl,
     redirect: RedirectUrl,
-    /// Discovery document with its JWKS, and when it was fetched.
-    metadata: Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: Mutex<Discovery>,
 }
+
+/// The discovery document with its JWKS, when it was fetched, and when fetching last
+/// failed (so an unreachable provider is not asked again by every waiting login).
+#[derive(Default)]
+struct Discovery {
+    fetched: Option<(Instant, CoreProviderMetadata)>,
+    failed_at: Option<Instant>,
+}
+
+/// An unreachable provider is asked again after this long.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(10);
+/// A forced refresh (unknown signing key) happens at most this often.
+const MIN_REFRESH: Duration = Duration::from_secs(30);
 
 /// The configured providers and the HTTP client that talks to them.
 pub struct OidcProviders {
@@ -95,7 +107,7 @@ impl OidcProviders {
                 settings: p.clone(),
                 issuer,
                 redirect,
-                metadata: Mutex::new(None),
+                metadata: Mutex::default(),
             };
             anyhow::ensure!(
                 providers.insert(p.id.clone(), provider).is_none(),
@@ -120,25 +132,39 @@ impl OidcProviders {
 
     /// The provider's metadata and keys, from cache unless stale or `refresh` is asked.
     async fn metadata(&self, p: &Provider, refresh: bool) -> AppResult<CoreProviderMetadata> {
+        let unavailable = || {
+            AppError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                "the sign-in provider cannot be reached",
+            )
+        };
         let mut cached = p.metadata.lock().await;
         let ttl = Duration::from_secs(p.settings.metadata_cache_secs);
-        if let Some((at, metadata)) = cached.as_ref() {
-            if !refresh && at.elapsed() < ttl {
+        if let Some((at, metadata)) = cached.fetched.as_ref() {
+            let fresh_enough = if refresh { MIN_REFRESH } else { ttl };
+            if at.elapsed() < fresh_enough {
                 return Ok(metadata.clone());
             }
         }
-        let metadata = CoreProviderMetadata::discover_async(p.issuer.clone(), &self.http)
-            .await
-            .map_err(|e| {
+        if cached
+            .failed_at
+            .is_some_and(|at| at.elapsed() < FAILURE_BACKOFF)
+        {
+            return Err(unavailable());
+        }
+        match CoreProviderMetadata::discover_async(p.issuer.clone(), &self.http).await {
+            Ok(metadata) => {
+                cached.fetched = Some((Instant::now(), metadata.clone()));
+                cached.failed_at = None;
+                Ok(metadata)
+            }
+            Err(e) => {
                 tracing::warn!(provider = %p.settings.id, error = %e, "OpenID discovery failed");
-                AppError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_unavailable",
-                    "the sign-in provider cannot be reached",
-                )
-            })?;
-        *cached = Some((Instant::now(), metadata.clone()));
-        Ok(metadata)
+                cached.failed_at = Some(Instant::now());
+                Err(unavailable())
+            }
+        }
     }
 }
 

@@ -548,7 +548,30 @@ async fn a_disabled_account_cannot_sign_in_through_the_provider(backend: Backend
     assert_eq!(app.count("sessions").await, 1);
 }
 
+async fn an_unreachable_provider_is_a_502_and_is_not_asked_again_at_once(backend: Backend) {
+    // A port nothing listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = provider("down", &format!("http://127.0.0.1:{port}"), "framehouse");
+    let app = spawn_app_with(backend, move |s| s.auth.oidc = vec![down]).await;
+    for _ in 0..3 {
+        let resp = app
+            .get(None, "/api/v1/auth/oidc/down/login?login_hint=x")
+            .await;
+        let (status, code) = error_code(resp).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_GATEWAY, "provider_unavailable")
+        );
+    }
+    assert_eq!(app.count("oidc_logins").await, 0);
+}
+
 both_backends!(
+    an_unreachable_provider_is_a_502_and_is_not_asked_again_at_once,
     first_sign_in_registers_the_account_and_the_next_finds_it,
     a_verified_email_links_the_local_account_and_an_unverified_one_does_not,
     without_auto_registration_an_unknown_identity_has_no_account,
