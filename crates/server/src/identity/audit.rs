@@ -52,6 +52,8 @@ impl AuditEvent {
     }
 
     pub async fn record(self, db: &Db) {
+        // For alerts on spikes of failed logins or any token reuse.
+        metrics::counter!("audit_events_total", "kind" => self.kind).increment(1);
         let done = sqlx::query(
             "INSERT INTO audit_log (id, at, kind, actor_id, user_id, ip, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

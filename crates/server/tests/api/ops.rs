@@ -47,6 +47,7 @@ async fn operations_endpoints_report_health_metrics_and_the_api(backend: Backend
         "queue_jobs{state=\"succeeded\"}",
         "job_duration_seconds",
         "stored_bytes",
+        "audit_events_total{kind=\"login_succeeded\"}",
     ] {
         assert!(
             metrics.contains(needle),
