@@ -78,7 +78,7 @@ pub async fn get_account(
     caller: Caller,
 ) -> AppResult<Json<AccountView>> {
     let user = load_user(&state, &caller.user_id).await?;
-    let (used_bytes, items) = users::usage(&state.db, &user.id).await?;
+    let (used_bytes, items) = users::usage(&state.db.pool, &user.id).await?;
     let has_password = !user.password_hash.is_empty();
     Ok(Json(AccountView {
         user: user.into(),
@@ -144,10 +144,7 @@ pub async fn change_password(
     let revoked =
         sessions::revoke_all(&state.db, &user.id, caller.session_id(), "password_changed").await?;
     state.auth.forget();
-    AuditEvent::new("password_changed")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
+    AuditEvent::by_user("password_changed", &user.id, &client)
         .detail(serde_json::json!({ "sessions_revoked": revoked }))
         .record(&state.db)
         .await;
@@ -168,10 +165,7 @@ pub async fn delete_account(
         return Err(super::admin::last_admin());
     }
     let items = super::delete_user(&state, &user.id).await?;
-    AuditEvent::new("user_deleted")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
+    AuditEvent::by_user("user_deleted", &user.id, &client)
         .detail(serde_json::json!({ "username": user.username, "items": items }))
         .record(&state.db)
         .await;
@@ -322,10 +316,7 @@ pub async fn confirm_password_reset(
     spend_reset_tokens(&state, &user.id).await?;
     sessions::revoke_all(&state.db, &user.id, None, "password_reset").await?;
     state.auth.forget();
-    AuditEvent::new("password_reset")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
+    AuditEvent::by_user("password_reset", &user.id, &client)
         .record(&state.db)
         .await;
     Ok(StatusCode::NO_CONTENT)

@@ -98,7 +98,7 @@ fn page_limit(limit: Option<i64>) -> AppResult<i64> {
 }
 
 async fn admin_view(state: &AppState, user: users::User) -> AppResult<AdminUserView> {
-    let (used_bytes, items) = users::usage(&state.db, &user.id).await?;
+    let (used_bytes, items) = users::usage(&state.db.pool, &user.id).await?;
     let locked = user.locked_until.is_some_and(|t| t > crate::db::now_ms());
     Ok(AdminUserView {
         user: user.into(),

@@ -125,10 +125,7 @@ pub async fn create_api_key(
     .bind(expires_at)
     .execute(&state.db.pool)
     .await?;
-    AuditEvent::new("api_key_created")
-        .user(&caller.user_id)
-        .actor(&caller.user_id)
-        .client(&client)
+    AuditEvent::by_user("api_key_created", &caller.user_id, &client)
         .detail(serde_json::json!({ "key_id": view.id, "scopes": view.scopes }))
         .record(&state.db)
         .await;
@@ -184,10 +181,7 @@ pub async fn revoke_api_key(
         return Err(AppError::not_found("API key"));
     }
     state.auth.forget();
-    AuditEvent::new("api_key_revoked")
-        .user(&caller.user_id)
-        .actor(&caller.user_id)
-        .client(&client)
+    AuditEvent::by_user("api_key_revoked", &caller.user_id, &client)
         .detail(serde_json::json!({ "key_id": id }))
         .record(&state.db)
         .await;

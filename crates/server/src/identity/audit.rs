@@ -29,6 +29,14 @@ impl AuditEvent {
         }
     }
 
+    /// An event a user caused on their own account, from `client`.
+    pub fn by_user(kind: &'static str, user_id: &str, client: &ClientInfo) -> Self {
+        AuditEvent::new(kind)
+            .user(user_id)
+            .actor(user_id)
+            .client(client)
+    }
+
     /// Who did it.
     pub fn actor(mut self, id: &str) -> Self {
         self.actor_id = (!id.is_empty()).then(|| id.to_string());

@@ -334,7 +334,7 @@ impl Authenticator {
             Some(p) if p.active && p.user_id == claims.user_id => Ok(Caller {
                 user_id: p.user_id.clone(),
                 is_admin: p.is_admin,
-                scopes: Scopes::of_user(p.is_admin),
+                scopes: p.scopes,
                 credential: Credential::Session(p.id.clone()),
             }),
             _ => Err(AppError::unauthorized(

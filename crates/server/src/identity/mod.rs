@@ -163,10 +163,7 @@ pub async fn register(
         is_admin: false,
     };
     let user = create_user(&state.db, &state.settings.auth, new).await?;
-    AuditEvent::new("user_registered")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
+    AuditEvent::by_user("user_registered", &user.id, &client)
         .record(&state.db)
         .await;
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -241,10 +238,7 @@ pub async fn login(
     }
     users::clear_failed_logins(&state.db, &user.id).await?;
     let tokens = sessions::start(&state, &user.id, "password", &client).await?;
-    AuditEvent::new("login_succeeded")
-        .user(&user.id)
-        .actor(&user.id)
-        .client(&client)
+    AuditEvent::by_user("login_succeeded", &user.id, &client)
         .detail(serde_json::json!({ "method": "password", "session_id": tokens.session_id }))
         .record(&state.db)
         .await;

@@ -439,10 +439,7 @@ async fn open_session(
     client: &ClientInfo,
 ) -> AppResult<TokenResponse> {
     let tokens = sessions::start(state, user_id, method, client).await?;
-    AuditEvent::new("login_succeeded")
-        .user(user_id)
-        .actor(user_id)
-        .client(client)
+    AuditEvent::by_user("login_succeeded", user_id, client)
         .detail(serde_json::json!({ "method": method, "session_id": tokens.session_id }))
         .record(&state.db)
         .await;

@@ -371,10 +371,7 @@ pub async fn revoke_session(
         return Err(AppError::not_found("session"));
     }
     state.auth.forget();
-    AuditEvent::new("session_revoked")
-        .user(&caller.user_id)
-        .actor(&caller.user_id)
-        .client(&client)
+    AuditEvent::by_user("session_revoked", &caller.user_id, &client)
         .detail(serde_json::json!({ "session_id": id }))
         .record(&state.db)
         .await;

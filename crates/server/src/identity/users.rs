@@ -274,13 +274,17 @@ pub async fn apply_change(db: &Db, id: &str, change: &UserChange) -> Result<(), 
 
 /// Bytes of originals the user's items reference (a blob shared by two of their items
 /// counts twice: each item is theirs to delete), and the number of items.
-pub async fn usage(db: &Db, id: &str) -> Result<(i64, i64), sqlx::Error> {
+/// On the pool or inside a transaction (the quota check).
+pub async fn usage<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+) -> Result<(i64, i64), sqlx::Error> {
     let row = sqlx::query(
         "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes, COUNT(m.id) AS items
          FROM media m JOIN blobs b ON b.id = m.blob_id WHERE m.owner_id = $1",
     )
     .bind(id)
-    .fetch_one(&db.pool)
+    .fetch_one(exec)
     .await?;
     Ok((row.try_get("bytes")?, row.try_get("items")?))
 }

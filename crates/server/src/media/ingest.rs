@@ -185,26 +185,7 @@ async fn quota_in(
         queue::Backend::Postgres => " FOR UPDATE",
         queue::Backend::Sqlite => "",
     };
-    let quota: Option<i64> = sqlx::query(&format!(
-        "SELECT quota_bytes FROM users WHERE id = $1{lock}"
-    ))
-    .bind(user_id)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("quota_bytes")?;
-    let Some(quota) = quota else { return Ok(()) };
-    let used: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes
-         FROM media m JOIN blobs b ON b.id = m.blob_id WHERE m.owner_id = $1",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("bytes")?;
-    Quota {
-        remaining: Some(quota.saturating_sub(used).max(0) as u64),
-    }
-    .check(size)
+    Quota::read(tx, user_id, lock).await?.check(size)
 }
 
 /// The owner's storage quota: checked before the body is read (declared length), after
@@ -215,16 +196,26 @@ struct Quota {
 
 impl Quota {
     async fn of(state: &AppState, user_id: &str) -> AppResult<Quota> {
-        let row = sqlx::query("SELECT quota_bytes FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&state.db.pool)
-            .await?;
-        let Some(quota) =
-            row.and_then(|r| r.try_get::<Option<i64>, _>("quota_bytes").ok().flatten())
-        else {
+        let mut conn = state.db.pool.acquire().await?;
+        Quota::read(&mut conn, user_id, "").await
+    }
+
+    /// Reads the quota and, when there is one, the usage; `lock` ends the quota query
+    /// (` FOR UPDATE` inside the item's transaction).
+    async fn read(conn: &mut sqlx::AnyConnection, user_id: &str, lock: &str) -> AppResult<Quota> {
+        let quota: Option<i64> = sqlx::query(&format!(
+            "SELECT quota_bytes FROM users WHERE id = $1{lock}"
+        ))
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get("quota_bytes"))
+        .transpose()?
+        .flatten();
+        let Some(quota) = quota else {
             return Ok(Quota { remaining: None });
         };
-        let (used, _) = crate::identity::account::usage(&state.db, user_id).await?;
+        let (used, _) = crate::identity::account::usage(&mut *conn, user_id).await?;
         Ok(Quota {
             remaining: Some(quota.saturating_sub(used).max(0) as u64),
         })

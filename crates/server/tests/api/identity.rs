@@ -95,6 +95,14 @@ impl TestApp {
     }
 }
 
+fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn token_of(json: &Value, field: &str) -> String {
     json[field].as_str().unwrap().to_string()
 }
@@ -683,11 +691,7 @@ async fn the_login_after_the_limit_gets_429_with_retry_after(backend: Backend) {
             json!({"username": "alice", "password": PASSWORD}),
         )
         .await;
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&resp);
     assert!((1..=20).contains(&retry), "{retry}");
     assert_eq!(
         error_code(resp).await,
@@ -718,11 +722,7 @@ async fn repeated_failed_logins_lock_the_account_with_backoff(backend: Backend) 
         );
     }
     let resp = attempt(PASSWORD).await;
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&resp);
     assert!((25..=30).contains(&retry), "{retry}");
     assert_eq!(
         error_code(resp).await,
@@ -739,11 +739,7 @@ async fn repeated_failed_logins_lock_the_account_with_backoff(backend: Backend) 
         StatusCode::UNAUTHORIZED
     );
     let resp = attempt(PASSWORD).await;
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&resp);
     assert!((55..=60).contains(&retry), "{retry}");
 }
 
