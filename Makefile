@@ -1,5 +1,6 @@
 # Framehouse: `make run` serves http://127.0.0.1:8080 on embedded defaults (data in ./data);
-# `make test` runs every test against SQLite and a throwaway PostgreSQL.
+# `make test` runs every test against SQLite and throwaway servers (PostgreSQL, OpenID
+# providers, dnsmasq) it starts itself, with the pinned Python test tools.
 CARGO_TARGET_DIR ?= $(HOME)/.cache/framehouse-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
@@ -37,3 +38,4 @@ bench:
 	bench/delivery.sh
 	bench/video.sh
 	bench/auth.sh
+	bench/events.sh

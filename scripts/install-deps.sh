@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Framehouse needs, only those missing.
 #   scripts/install-deps.sh run    build + run (libvips, pkg-config)
-#   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg, node
-#                                  + the npm deps of the test OIDC provider)
+#   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg,
+#                                  dnsmasq, node + the npm deps of the test OIDC provider,
+#                                  a Python venv with schemathesis and standardwebhooks)
 #   scripts/install-deps.sh bench  also what the benchmarks compare against
 set -euo pipefail
 mode=${1:-run}
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(pkg-config libvips-dev fonts-dejavu-core)
 case "$mode" in
-  test) packages+=(postgresql ffmpeg python3) ;;
-  bench) packages+=(postgresql ffmpeg python3 python3-venv libvips-tools wrk nginx-light hyperfine time argon2) ;;
+  test) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base) ;;
+  bench) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base libvips-tools wrk nginx-light hyperfine time argon2) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
@@ -45,6 +46,23 @@ case "$mode" in
       cp "$src/package.json" "$src/package-lock.json" "$dest/"
       (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
       echo "$lock_hash" >"$dest/.lock-sha256"
+    fi
+    ;;
+esac
+
+# The Python tools of the tests (tests/python/requirements.lock), in a venv outside the
+# work tree, installed again only when the lock file changes.
+case "$mode" in
+  test|bench)
+    lock="$root/tests/python/requirements.lock"
+    venv="${FRAMEHOUSE_PY_CACHE:-$HOME/.cache/framehouse-py}/venv"
+    lock_hash=$(sha256sum "$lock" | cut -d' ' -f1)
+    if [ "$(cat "$venv/.lock-sha256" 2>/dev/null)" != "$lock_hash" ] || [ ! -x "$venv/bin/st" ]; then
+      echo "installing the Python test tools into $venv" >&2
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$lock"
+      echo "$lock_hash" >"$venv/.lock-sha256"
     fi
     ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the servers the test suite needs (PostgreSQL, two local OpenID Connect providers from
-# tests/oidc-provider) on free loopback ports inside a temp dir, run the given command with
-# their URLs exported, then stop them.
+# tests/oidc-provider, a dnsmasq DNS server with test names) on free loopback ports inside a
+# temp dir, run the given command with their addresses exported, then stop them.
 # Usage: scripts/with-test-services.sh cargo test --workspace
 set -euo pipefail
 
@@ -29,8 +29,10 @@ mkdir -p "$tmp/pg" "$tmp/pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$tmp/pg" "$tmp/pgsock"
 
 oidc_pid=
+dns_pid=
 cleanup() {
   [ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null || true
+  [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null || true
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -73,4 +75,34 @@ oidc_urls=$(python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); pri
 read -r oidc_good oidc_rogue <<<"$oidc_urls"
 export FRAMEHOUSE_TEST_OIDC_GOOD="$oidc_good" FRAMEHOUSE_TEST_OIDC_ROGUE="$oidc_rogue"
 echo "test services: OIDC providers at $oidc_good (good) and $oidc_rogue (rogue)" >&2
+
+# DNS: names that resolve to internal addresses, for the SSRF tests (nothing else resolves).
+dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+if [ ! -x "$dnsmasq_bin" ]; then
+  echo "dnsmasq not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+dns_port=$(free_port)
+"$dnsmasq_bin" --keep-in-foreground --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address=127.0.0.1 --port="$dns_port" --user="$(id -un)" --pid-file="$tmp/dnsmasq.pid" \
+  --address=/private.framehouse.test/10.20.30.40 \
+  --address=/metadata.framehouse.test/169.254.169.254 \
+  --address=/loopback.framehouse.test/127.0.0.1 \
+  --log-facility="$tmp/dnsmasq.log" &
+dns_pid=$!
+for _ in $(seq 100); do
+  python3 -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(("127.0.0.1",int(sys.argv[1])))' "$dns_port" 2>/dev/null && break
+  kill -0 "$dns_pid" 2>/dev/null || { cat "$tmp/dnsmasq.log" >&2 2>/dev/null; echo "dnsmasq did not start" >&2; exit 1; }
+  sleep 0.05
+done
+export FRAMEHOUSE_TEST_DNS="127.0.0.1:$dns_port"
+echo "test services: DNS (dnsmasq) at 127.0.0.1:$dns_port" >&2
+
+# The Python tools (receiver of webhooks, schemathesis) from scripts/install-deps.sh.
+py_venv="${FRAMEHOUSE_PY_CACHE:-$HOME/.cache/framehouse-py}/venv"
+if [ ! -x "$py_venv/bin/python" ] || [ ! -x "$py_venv/bin/st" ]; then
+  echo "the Python test tools are missing (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+export FRAMEHOUSE_TEST_PYTHON="$py_venv/bin/python" FRAMEHOUSE_TEST_SCHEMATHESIS="$py_venv/bin/st"
 "$@" {oidc_stdin}>&-

@@ -1,4 +1,7 @@
-// Rebuild when migrations change: `sqlx::migrate!` embeds them at compile time.
+//! Sets the test gates (`skip_postgres`, …): see `build/test_gates.rs`.
+
+include!("../../build/test_gates.rs");
+
 fn main() {
-    println!("cargo:rerun-if-changed=../../migrations");
+    emit_test_gates();
 }

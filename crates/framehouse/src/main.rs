@@ -116,7 +116,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = server::db::Db::connect(&settings.database_url(), 1).await?;
+            let db = server::kernel::db::Db::connect(&settings.database_url(), 1).await?;
             db.migrate().await?;
             println!("migrations applied");
             Ok(())
@@ -140,7 +140,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
                 (None, false) => anyhow::bail!("give --password or --password-stdin"),
             };
-            let db = server::db::Db::connect(&settings.database_url(), 2).await?;
+            let db = server::kernel::db::Db::connect(&settings.database_url(), 2).await?;
             db.migrate().await?;
             let new = server::identity::NewUser {
                 username,

@@ -41,7 +41,7 @@ pub use job::{
     PRIORITY_BATCH, PRIORITY_INTERACTIVE,
 };
 pub use scheduler::{enqueue_slot, run_scheduler, Periodic};
-pub use store::Queue;
+pub use store::{DeadJob, DeadLetterHook, Queue};
 pub use worker::{run_workers, JobContext, JobError, JobHandler, WorkerConfig};
 
 /// Everything that can go wrong in the queue.
@@ -96,7 +96,7 @@ impl Backend {
     ///
     /// PostgreSQL's `statement_timestamp()` advances per statement even inside a long
     /// transaction (unlike `now()`); SQLite's `'now'` is fixed for one statement.
-    pub(crate) fn now_sql(self) -> &'static str {
+    pub fn now_sql(self) -> &'static str {
         match self {
             Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
             Backend::Postgres => "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",

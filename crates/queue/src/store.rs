@@ -39,9 +39,7 @@ UPDATE jobs SET
     lease_token = CASE WHEN {exhausted} THEN NULL ELSE $3 END,
     progress    = CASE WHEN {exhausted} THEN progress ELSE NULL END,
     finished_at = CASE WHEN {exhausted} THEN {now} ELSE NULL END,
-    last_error  = CASE WHEN {exhausted}
-                       THEN 'lease expired during the last attempt (worker lost)'
-                       ELSE last_error END,
+    last_error  = CASE WHEN {exhausted} THEN $4 ELSE last_error END,
     updated_at  = {now}
 WHERE id = (
     SELECT id FROM jobs
@@ -52,8 +50,31 @@ WHERE id = (
 )
 RETURNING id, kind, payload, priority, state, attempts, max_attempts";
 
+/// The `last_error` of a job whose worker was lost during its last attempt.
+const LEASE_LOST_ON_LAST_ATTEMPT: &str = "lease expired during the last attempt (worker lost)";
+
 /// Every write a worker makes on its job must match its claim's token.
 const FENCE: &str = "id = $1 AND state = 'running' AND lease_token = $2";
+
+/// A job that has just become a dead letter.
+pub struct DeadJob<'a> {
+    pub id: &'a JobId,
+    pub kind: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub attempts: i64,
+    pub error: &'a str,
+}
+
+/// Writes something in the transaction that dead-letters a job (the application's event
+/// outbox), so the dead letter and its notice commit together or not at all.
+#[async_trait::async_trait]
+pub trait DeadLetterHook: Send + Sync {
+    async fn dead_lettered(
+        &self,
+        conn: &mut AnyConnection,
+        job: &DeadJob<'_>,
+    ) -> Result<(), sqlx::Error>;
+}
 
 /// A handle on the job queue; cheap to clone, one per process is plenty.
 #[derive(Clone)]
@@ -64,6 +85,7 @@ pub struct Queue {
     /// Wakes this process's idle workers when it enqueues, so they need not wait for
     /// their next poll.
     wake: Arc<Notify>,
+    on_dead: Option<Arc<dyn DeadLetterHook>>,
 }
 
 impl Queue {
@@ -73,7 +95,14 @@ impl Queue {
             backend,
             backoff: Backoff::default(),
             wake: Arc::new(Notify::new()),
+            on_dead: None,
         }
+    }
+
+    /// Runs `hook` in every transaction that makes a job a dead letter.
+    pub fn on_dead_letter(mut self, hook: Arc<dyn DeadLetterHook>) -> Queue {
+        self.on_dead = Some(hook);
+        self
     }
 
     /// Replaces the retry backoff (default: 1 s base, 10 min cap).
@@ -174,22 +203,40 @@ impl Queue {
             let mut query = sqlx::query(&sql)
                 .bind(worker_id)
                 .bind(duration_ms(lease))
-                .bind(&lease_token);
+                .bind(&lease_token)
+                .bind(LEASE_LOST_ON_LAST_ATTEMPT);
             for kind in kinds.unwrap_or_default() {
                 query = query.bind(*kind);
             }
-            let Some(row) = query.fetch_optional(&self.pool).await? else {
+            // With a dead-letter hook, a claim that finds an exhausted job records its
+            // notice in the same transaction.
+            let mut tx = self.pool.begin().await?;
+            let Some(row) = query.fetch_optional(&mut *tx).await? else {
+                tx.commit().await?;
                 return Ok(None);
             };
             let id = JobId::from_db(row.try_get("id")?);
             let kind: String = row.try_get("kind")?;
             let state: String = row.try_get("state")?;
             let attempts: i64 = row.try_get("attempts")?;
+            let payload: String = row.try_get("payload")?;
             if state == JobState::Dead.as_str() {
+                if let Some(hook) = &self.on_dead {
+                    let payload = serde_json::from_str(&payload)?;
+                    let dead = DeadJob {
+                        id: &id,
+                        kind: &kind,
+                        payload: &payload,
+                        attempts,
+                        error: LEASE_LOST_ON_LAST_ATTEMPT,
+                    };
+                    hook.dead_lettered(&mut tx, &dead).await?;
+                }
+                tx.commit().await?;
                 warn!(job_id = %id, %kind, attempts, "lease expired on the last attempt; job is dead");
                 continue;
             }
-            let payload: String = row.try_get("payload")?;
+            tx.commit().await?;
             info!(job_id = %id, %kind, attempts, worker_id, "claimed job");
             return Ok(Some(ClaimedJob {
                 id,
@@ -209,7 +256,7 @@ impl Queue {
         let kinds = if kind_count == 0 {
             String::new()
         } else {
-            let params: Vec<String> = (0..kind_count).map(|i| format!("${}", i + 4)).collect();
+            let params: Vec<String> = (0..kind_count).map(|i| format!("${}", i + 5)).collect();
             format!(" AND kind IN ({})", params.join(", "))
         };
         let lock = match self.backend {
@@ -284,7 +331,28 @@ impl Queue {
                 "UPDATE jobs SET state = 'dead', last_error = $3, lease_until = NULL, \
                  lease_token = NULL, finished_at = {{now}}, updated_at = {{now}} WHERE {FENCE}"
             );
-            self.fenced(job, &self.sql(&sql), |q| q.bind(error)).await?;
+            let sql = self.sql(&sql);
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(&sql)
+                .bind(job.id.as_str())
+                .bind(job.lease_token.as_str())
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(QueueError::LeaseLost(job.id.clone()));
+            }
+            if let Some(hook) = &self.on_dead {
+                let dead = DeadJob {
+                    id: &job.id,
+                    kind: &job.kind,
+                    payload: &job.payload,
+                    attempts: job.attempts,
+                    error,
+                };
+                hook.dead_lettered(&mut tx, &dead).await?;
+            }
+            tx.commit().await?;
             warn!(job_id = %job.id, kind = %job.kind, attempts = job.attempts, retryable, error, "job is dead");
             Ok(FailOutcome::Dead)
         }

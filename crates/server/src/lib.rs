@@ -1,18 +1,21 @@
 //! The Framehouse application: state, HTTP edge and the wiring of the api, worker and
 //! scheduler roles. `Application::build` binds the listener (tests pass port 0) and
 //! `run_until_stopped` serves until the shutdown token is cancelled.
+//!
+//! Domains depend in one direction — kernel ← identity ← media ← {video, transform,
+//! playback} ← {events, webhooks} — and register themselves in [`DOMAINS`].
 
-pub mod db;
-pub mod error;
+pub mod domain;
+pub mod events;
 pub mod identity;
-mod jobs;
+pub mod kernel;
 pub mod media;
 pub mod ops;
-mod playback;
+pub mod playback;
 pub mod settings;
-pub mod storage;
 pub mod transform;
 pub mod video;
+pub mod webhooks;
 mod workers;
 
 use std::net::SocketAddr;
@@ -28,66 +31,87 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::db::Db;
-use crate::identity::JwtKeys;
+use crate::domain::Domain;
+use crate::kernel::db::Db;
+use crate::kernel::keyring::Keyring;
+use crate::kernel::outbox::Outbox;
+use crate::kernel::storage::Storage;
 use crate::settings::{Role, Settings};
-use crate::storage::Storage;
 
-/// Everything a request handler or job needs; cheap to clone.
+/// Every domain, lowest first. Adding a domain means adding its line here.
+pub static DOMAINS: &[&dyn Domain] = &[
+    &identity::Identity,
+    &media::Media,
+    &transform::Transform,
+    &video::Video,
+    &playback::Playback,
+    &events::Events,
+    &webhooks::Webhooks,
+];
+
+/// Everything a request handler or job needs; cheap to clone. The kernel's parts come
+/// first, then one part per domain that keeps state.
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub storage: Storage,
     pub queue: queue::Queue,
-    pub auth: Arc<identity::Authenticator>,
-    pub limiter: identity::ratelimit::Limiter,
-    pub notifier: identity::Notifier,
-    pub oidc: Arc<identity::OidcProviders>,
-    pub presets: Arc<Vec<imaging::PresetSpec>>,
-    pub delivery_cache: media::DeliveryCache,
-    pub transforms: Arc<transform::TransformEngine>,
-    pub similar: Arc<media::SimilarIndex>,
-    pub video: Arc<video::VideoEngine>,
+    pub outbox: Outbox,
+    /// Signs transform URLs and playback tokens.
+    pub keyring: Arc<Keyring>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub identity: identity::IdentityState,
+    pub media: media::MediaState,
+    pub transform: Arc<transform::TransformEngine>,
+    pub video: Arc<video::VideoEngine>,
+    pub webhooks: webhooks::WebhookState,
 }
 
 impl AppState {
-    /// Connects to the database (migrating it) and the object store.
+    /// Connects to the database (migrating it) and the object store, then builds each
+    /// domain's state in order.
     pub async fn connect(settings: Settings) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         imaging::init(settings.worker.concurrency.max(1)).context("starting the image engine")?;
         let db = Db::connect(&settings.database_url(), settings.database.max_connections).await?;
         db.migrate().await?;
-        let storage = Storage::from_settings(&settings)?;
-        let jwt_key = secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?;
-        let previous: Vec<Vec<u8>> = (settings.auth.jwt_previous_secrets.iter())
-            .map(|s| s.expose().as_bytes().to_vec())
+        kernel::outbox::rebase_after_restore(&db).await?;
+        let storage = Storage::open(&settings.data_dir, &settings.storage)?;
+        let queue = queue::Queue::new(db.pool.clone(), db.backend)
+            .on_dead_letter(Arc::new(media::jobs::DeadLetterEvents));
+        let url_keys = (settings.transform.signing_keys.iter())
+            .map(|k| k.expose().as_bytes().to_vec())
             .collect();
-        anyhow::ensure!(
-            jwt_key.len() >= 32 && previous.iter().all(|k| k.len() >= 32),
-            "auth.jwt_secret and auth.jwt_previous_secrets must be at least 32 bytes each"
-        );
-        let jwt = JwtKeys::new(&jwt_key, &previous, settings.auth.access_token_ttl_secs);
-        let auth =
-            identity::Authenticator::new(jwt, db.clone(), settings.auth.revocation_check_secs);
-        let url_key = secret(&settings, "url.key", "")?;
-        let transforms =
-            transform::TransformEngine::new(&settings, db.clone(), storage.clone(), url_key)?;
-        let queue = queue::Queue::new(db.pool.clone(), db.backend);
+        let keyring = Keyring::new(url_keys, secret(&settings, "url.key", "")?);
+        let identity = identity::IdentityState::new(
+            &settings,
+            &db,
+            secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?,
+        )?;
+        let kinds = DOMAINS.iter().flat_map(|d| d.media_kinds()).collect();
+        let media = media::MediaState::new(&settings, kinds);
+        let transform = transform::TransformEngine::new(&settings, db.clone(), storage.clone())?;
+        let video = video::VideoEngine::new(&settings, storage.tmp_dir());
+        let webhooks = webhooks::WebhookState::new(&settings)?;
         Ok(AppState {
-            auth: Arc::new(auth),
-            limiter: identity::ratelimit::Limiter::in_memory(),
-            notifier: identity::notify_from_settings(&settings)?,
-            oidc: Arc::new(identity::OidcProviders::new(&settings)?),
-            presets: Arc::new(presets()),
-            delivery_cache: media::DeliveryCache::new(settings.delivery.cache_bytes),
-            transforms: Arc::new(transforms),
-            similar: Arc::default(),
-            video: Arc::new(video::VideoEngine::new(&settings, storage.tmp_dir())),
+            keyring: Arc::new(keyring),
+            outbox: Outbox::new(
+                DOMAINS
+                    .iter()
+                    .flat_map(|d| d.event_types())
+                    .copied()
+                    .collect(),
+            ),
             metrics: ops::prometheus(),
+            identity,
+            media,
+            transform: Arc::new(transform),
+            video: Arc::new(video),
+            webhooks,
             settings: Arc::new(settings),
             db,
             storage,
@@ -96,15 +120,8 @@ impl AppState {
     }
 }
 
-/// The fixed presets every upload gets, plus the proxies transforms start from.
-fn presets() -> Vec<imaging::PresetSpec> {
-    let mut presets = imaging::default_presets();
-    presets.extend(imaging::proxy_presets());
-    presets
-}
-
 /// The configured key, or one generated on first start and kept in the data dir.
-fn secret(settings: &Settings, file: &str, configured: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn secret(settings: &Settings, file: &str, configured: &str) -> anyhow::Result<Vec<u8>> {
     if !configured.is_empty() {
         return Ok(configured.as_bytes().to_vec());
     }
@@ -131,19 +148,23 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// The routes of every domain (the api role) and of operations, with the OpenAPI
+/// document they make together.
+pub fn routes(with_api: bool) -> OpenApiRouter<AppState> {
+    let mut app = ops::routes();
+    if with_api {
+        for domain in DOMAINS {
+            app = app.merge(domain.routes());
+        }
+    }
+    app
+}
+
 /// The whole HTTP surface: the API routes when the `api` role runs, operations always.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let mut app = Router::new().merge(ops::router());
-    if state.settings.roles.contains(&Role::Api) {
-        app = app
-            .merge(identity::router())
-            .merge(media::router())
-            .merge(transform::router())
-            .merge(jobs::router())
-            .merge(video::router())
-            .merge(playback::router());
-    }
+    let (app, openapi) = routes(state.settings.roles.contains(&Role::Api)).split_for_parts();
+    let app = app.merge(ops::openapi_router(ops::document(openapi)));
     app.layer(axum::middleware::from_fn(ops::track_requests))
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -189,12 +210,7 @@ impl Application {
         let state = self.state;
         let roles = state.settings.roles.clone();
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
-        let workers = roles
-            .contains(&Role::Worker)
-            .then(|| workers::start(&state, shutdown.clone()));
-        let scheduler = roles
-            .contains(&Role::Scheduler)
-            .then(|| workers::start_scheduler(&state, shutdown.clone()));
+        let background = workers::start(&state, &roles, shutdown.clone());
         tracing::info!(addr = %self.listener.local_addr()?, ?roles, "serving");
         let app = router(state);
         let token = shutdown.clone();
@@ -220,13 +236,9 @@ impl Application {
             served = server => served.context("HTTP server")?,
             () = deadline => tracing::warn!("requests still open after the grace period were cut"),
         }
-        if let Some(handle) = workers {
-            // The pool aborts and releases jobs itself after the grace; this is a backstop.
-            let _ = tokio::time::timeout(grace + Duration::from_secs(5), handle).await;
-        }
-        if let Some(handle) = scheduler {
-            let _ = handle.await;
-        }
+        // The pools abort and release their work themselves after the grace; this is a
+        // backstop.
+        let _ = tokio::time::timeout(grace + Duration::from_secs(5), background.wait()).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,27 +1,28 @@
-//! Wiring of the worker and scheduler roles: which job kinds this process runs, with
-//! duration metrics around every handler, and which periodic jobs it schedules.
+//! The background side of a process, by role: job workers, the event relay and the
+//! domains' worker loops (`worker`), periodic jobs (`scheduler`), the live event feed
+//! (`api`). Which job kinds, subscribers and periodic jobs exist comes from the domains.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, WorkerConfig};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::media::{
-    GcBlobHandler, GcSweepHandler, ProcessImageHandler, GC_BLOB, GC_SWEEP, PROCESS_IMAGE,
-};
-use crate::AppState;
+use crate::kernel::db::Backend;
+use crate::kernel::outbox::relay;
+use crate::settings::Role;
+use crate::{AppState, DOMAINS};
 
 /// Records `job_duration_seconds{kind,outcome}` around a handler.
-struct Timed<H> {
+struct Timed {
     kind: &'static str,
-    inner: H,
+    inner: Arc<dyn JobHandler>,
 }
 
 #[async_trait::async_trait]
-impl<H: JobHandler> JobHandler for Timed<H> {
+impl JobHandler for Timed {
     async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
         let start = Instant::now();
         let result = self.inner.run(job, ctx).await;
@@ -36,88 +37,87 @@ impl<H: JobHandler> JobHandler for Timed<H> {
     }
 }
 
-fn timed<H: JobHandler>(kind: &'static str, inner: H) -> (String, Arc<dyn JobHandler>) {
-    (kind.to_string(), Arc::new(Timed { kind, inner }))
+/// The background tasks of this process.
+pub struct Background {
+    tasks: JoinSet<()>,
 }
 
-const TRANSFORM_GC: &str = "transform_gc";
-
-/// Removes stored transform results not requested for `transform.unused_days`.
-struct TransformGcHandler {
-    transforms: Arc<crate::transform::TransformEngine>,
-}
-
-#[async_trait::async_trait]
-impl JobHandler for TransformGcHandler {
-    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
-        let removed = self
-            .transforms
-            .remove_unused()
-            .await
-            .map_err(JobError::retryable)?;
-        if removed > 0 {
-            tracing::info!(removed, "removed unused transform results");
-        }
-        Ok(())
+impl Background {
+    /// Waits for every task to end (they end after the shutdown token is cancelled).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 
-pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
+/// The name this process goes by in leases (subscriber cursors, webhook deliveries).
+fn node_id() -> String {
+    format!("node-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> Background {
+    let mut tasks = JoinSet::new();
+    if state.db.backend == Backend::Postgres {
+        state
+            .outbox
+            .wake
+            .listen_postgres(state.settings.database_url(), shutdown.clone());
+    }
+    if roles.contains(&Role::Api) {
+        let listeners = DOMAINS.iter().flat_map(|d| d.listeners(state)).collect();
+        state.outbox.feed.start(
+            state.db.clone(),
+            &state.settings.events,
+            &state.outbox.wake,
+            listeners,
+            shutdown.clone(),
+        );
+    }
+    if roles.contains(&Role::Worker) {
+        let handle = job_workers(state, shutdown.clone());
+        tasks.spawn(async move {
+            let _ = handle.await;
+        });
+        let subscribers = DOMAINS.iter().flat_map(|d| d.subscribers(state)).collect();
+        tasks.spawn(relay::run(
+            state.db.clone(),
+            subscribers,
+            state.settings.events.clone(),
+            state.outbox.wake.clone(),
+            node_id(),
+            shutdown.clone(),
+        ));
+        for run in DOMAINS
+            .iter()
+            .flat_map(|d| d.worker_loops(state, shutdown.clone()))
+        {
+            tasks.spawn(run);
+        }
+    }
+    if roles.contains(&Role::Scheduler) {
+        let handle = queue::run_scheduler(state.queue.clone(), periodic(state), shutdown);
+        tasks.spawn(async move {
+            let _ = handle.await;
+        });
+    }
+    Background { tasks }
+}
+
+fn job_workers(state: &AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     let s = &state.settings;
-    let handlers: HashMap<String, Arc<dyn JobHandler>> = [
-        timed(
-            PROCESS_IMAGE,
-            ProcessImageHandler {
-                db: state.db.clone(),
-                storage: state.storage.clone(),
-                presets: state.presets.clone(),
-                transforms: state.transforms.clone(),
-            },
-        ),
-        timed(
-            crate::video::PROCESS_VIDEO,
-            crate::video::ProcessVideoHandler {
-                db: state.db.clone(),
-                storage: state.storage.clone(),
-                presets: state.presets.clone(),
-                video: state.video.clone(),
-                settings: s.video.clone(),
-            },
-        ),
-        timed(
-            crate::video::EXTRACT_AUDIO,
-            crate::video::ExtractAudioHandler {
-                db: state.db.clone(),
-                storage: state.storage.clone(),
-                video: state.video.clone(),
-            },
-        ),
-        timed(
-            GC_BLOB,
-            GcBlobHandler {
-                db: state.db.clone(),
-                storage: state.storage.clone(),
-            },
-        ),
-        timed(
-            TRANSFORM_GC,
-            TransformGcHandler {
-                transforms: state.transforms.clone(),
-            },
-        ),
-        timed(
-            GC_SWEEP,
-            GcSweepHandler {
-                db: state.db.clone(),
-                storage: state.storage.clone(),
-                tmp_max_age: Duration::from_secs(s.gc.tmp_max_age_secs),
-                orphan_min_age: Duration::from_secs(s.gc.orphan_min_age_secs),
-                audit_retention: Duration::from_secs(s.auth.audit_retention_days * 86_400),
-            },
-        ),
-    ]
-    .into_iter()
-    .collect();
+    let mut handlers: HashMap<String, Arc<dyn JobHandler>> = DOMAINS
+        .iter()
+        .flat_map(|d| d.jobs(state))
+        .map(|(kind, inner)| -> (String, Arc<dyn JobHandler>) {
+            (kind.to_string(), Arc::new(Timed { kind, inner }))
+        })
+        .collect();
+    handlers.insert(
+        PRUNE_EVENTS.into(),
+        Arc::new(Timed {
+            kind: PRUNE_EVENTS,
+            inner: Arc::new(PruneEvents(state.clone())),
+        }),
+    );
     let lease = Duration::from_secs(s.worker.lease_secs.max(1));
     let config = WorkerConfig {
         concurrency: s.worker.concurrency.max(1),
@@ -130,15 +130,40 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
     queue::run_workers(state.queue.clone(), handlers, config, shutdown)
 }
 
-pub fn start_scheduler(state: &AppState, shutdown: CancellationToken) -> JoinHandle<()> {
-    let every = Duration::from_secs(state.settings.gc.sweep_interval_secs.max(1));
-    let periodics = vec![
-        Periodic::new(GC_SWEEP, every, crate::media::gc_sweep_job()),
-        Periodic::new(
-            TRANSFORM_GC,
-            every,
-            NewJob::new(TRANSFORM_GC, serde_json::json!({})),
-        ),
-    ];
-    queue::run_scheduler(state.queue.clone(), periodics, shutdown)
+fn periodic(state: &AppState) -> Vec<Periodic> {
+    let mut jobs: Vec<Periodic> = DOMAINS
+        .iter()
+        .flat_map(|d| d.periodic(&state.settings))
+        .collect();
+    jobs.push(Periodic::new(
+        PRUNE_EVENTS,
+        Duration::from_secs(3600),
+        NewJob::new(PRUNE_EVENTS, serde_json::json!({})).priority(queue::PRIORITY_BATCH),
+    ));
+    jobs
+}
+
+const PRUNE_EVENTS: &str = "prune_events";
+
+/// Removes events past their retention that every subscriber has handled.
+struct PruneEvents(AppState);
+
+#[async_trait::async_trait]
+impl JobHandler for PruneEvents {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let state = &self.0;
+        let names: Vec<&'static str> = DOMAINS
+            .iter()
+            .flat_map(|d| d.subscribers(state))
+            .map(|s| s.name())
+            .collect();
+        let retention = Duration::from_secs(state.settings.events.retention_days * 86_400);
+        let removed = relay::prune(&state.db, &names, retention)
+            .await
+            .map_err(JobError::retryable)?;
+        if removed > 0 {
+            tracing::info!(removed, "pruned events");
+        }
+        Ok(())
+    }
 }

@@ -70,21 +70,14 @@ pub async fn sqlite() -> TestDb {
     }
 }
 
-/// A fresh database on the server of `FRAMEHOUSE_TEST_POSTGRES_URL`; `None` only when
-/// `FRAMEHOUSE_TEST_SKIP_POSTGRES=1` says to skip PostgreSQL.
-pub async fn postgres() -> Option<TestDb> {
+/// A fresh database on the server of `FRAMEHOUSE_TEST_POSTGRES_URL`.
+pub async fn postgres() -> TestDb {
     sqlx::any::install_default_drivers();
-    let Ok(admin_url) = std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL") else {
-        if std::env::var("FRAMEHOUSE_TEST_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("FRAMEHOUSE_TEST_SKIP_POSTGRES=1: skipping the PostgreSQL half");
-            return None;
-        }
-        panic!(
-            "FRAMEHOUSE_TEST_POSTGRES_URL is not set. Run the tests through \
-             `scripts/with-test-services.sh cargo test -p queue`, which starts a throwaway \
-             PostgreSQL, or set FRAMEHOUSE_TEST_SKIP_POSTGRES=1 to skip the PostgreSQL half."
-        );
-    };
+    let admin_url = std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL").expect(
+        "FRAMEHOUSE_TEST_POSTGRES_URL is not set. Run the tests through \
+         `scripts/with-test-services.sh cargo test -p queue`, which starts a throwaway \
+         PostgreSQL (or set FRAMEHOUSE_TEST_SKIP_POSTGRES=1 to have its tests ignored)",
+    );
     let name = format!("q_{}", uuid::Uuid::new_v4().simple());
     let mut admin = AnyConnection::connect(&admin_url)
         .await
@@ -104,11 +97,11 @@ pub async fn postgres() -> Option<TestDb> {
         .await
         .expect("migrating PostgreSQL");
     assert_eq!(Backend::of_pool(&pool), Some(Backend::Postgres));
-    Some(TestDb {
+    TestDb {
         queue: Queue::new(pool.clone(), Backend::Postgres),
         pool,
         _dir: None,
-    })
+    }
 }
 
 /// The admin URL with its database name replaced.

@@ -3,30 +3,27 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::AuditEvent;
 use super::auth::{Account, Caller, ClientInfo};
 use super::notify::Notice;
 use super::{password, random_secret, rate_limit, secret_hash, sessions, users, UserView};
-use crate::db::{now_ms, rfc3339};
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::time::{now_ms, rfc3339};
 use crate::AppState;
-pub use users::usage;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/account", get(get_account).delete(delete_account))
-        .route("/api/v1/account/password", post(change_password))
-        .route("/api/v1/auth/password-reset", post(request_password_reset))
-        .route(
-            "/api/v1/auth/password-reset/confirm",
-            post(confirm_password_reset),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_account, delete_account))
+        .routes(routes!(change_password))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -71,19 +68,18 @@ async fn load_user(state: &AppState, id: &str) -> AppResult<users::User> {
         .ok_or_else(|| AppError::unauthorized("this account no longer exists"))
 }
 
-#[utoipa::path(get, path = "/api/v1/account", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/account", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)))]
 pub async fn get_account(
     State(state): State<AppState>,
     caller: Caller,
 ) -> AppResult<Json<AccountView>> {
     let user = load_user(&state, &caller.user_id).await?;
-    let (used_bytes, items) = users::usage(&state.db.pool, &user.id).await?;
     let has_password = !user.password_hash.is_empty();
     Ok(Json(AccountView {
+        used_bytes: user.used_bytes,
+        items: user.item_count,
         user: user.into(),
-        used_bytes,
-        items,
         has_password,
     }))
 }
@@ -127,8 +123,9 @@ async fn confirm_password(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/account/password", tag = "auth", request_body = ChangePassword,
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/account/password", tag = "auth", security(("bearer" = [])), request_body = ChangePassword,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many attempts at the current password")))]
 pub async fn change_password(
     State(state): State<AppState>,
     Account(caller): Account,
@@ -143,7 +140,7 @@ pub async fn change_password(
     // Everyone else who knew the old password is signed out; this device stays.
     let revoked =
         sessions::revoke_all(&state.db, &user.id, caller.session_id(), "password_changed").await?;
-    state.auth.forget();
+    state.identity.auth.forget();
     AuditEvent::by_user("password_changed", &user.id, &client)
         .detail(serde_json::json!({ "sessions_revoked": revoked }))
         .record(&state.db)
@@ -151,8 +148,10 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/account", tag = "auth", request_body = DeleteAccount,
-    responses((status = 204), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/account", tag = "auth", security(("bearer" = [])), request_body = DeleteAccount,
+    responses((status = 204), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`last_admin`, `password_required`"),
+        (status = 429, body = ErrorBody, description = "too many attempts at the current password")))]
 pub async fn delete_account(
     State(state): State<AppState>,
     Account(caller): Account,
@@ -164,9 +163,9 @@ pub async fn delete_account(
     if user.is_admin && users::other_admins(&state.db, &user.id).await? == 0 {
         return Err(super::admin::last_admin());
     }
-    let items = super::delete_user(&state, &user.id).await?;
+    super::delete_user(&state, &user.id).await?;
     AuditEvent::by_user("user_deleted", &user.id, &client)
-        .detail(serde_json::json!({ "username": user.username, "items": items }))
+        .detail(serde_json::json!({ "username": user.username, "items": user.item_count }))
         .record(&state.db)
         .await;
     Ok(StatusCode::NO_CONTENT)
@@ -255,6 +254,7 @@ async fn send_reset(state: &AppState, login: &str, client: &ClientInfo) -> AppRe
         expires_at: rfc3339(expires_at),
     };
     state
+        .identity
         .notifier
         .send(&notice)
         .await
@@ -315,7 +315,7 @@ pub async fn confirm_password_reset(
     users::set_password_hash(&state.db, &user.id, &new_hash).await?;
     spend_reset_tokens(&state, &user.id).await?;
     sessions::revoke_all(&state.db, &user.id, None, "password_reset").await?;
-    state.auth.forget();
+    state.identity.auth.forget();
     AuditEvent::by_user("password_reset", &user.id, &client)
         .record(&state.db)
         .await;

@@ -4,25 +4,25 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::{self, AuditEntry, AuditEvent};
 use super::auth::{Admin, ClientInfo};
 use super::{sessions, users, UserView};
-use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
+use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
+use crate::kernel::ids::UserId;
+use crate::kernel::paging::{Page, PageQuery};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/users", get(list_users))
-        .route(
-            "/api/v1/admin/users/{id}",
-            get(get_user).patch(update_user).delete(delete_user),
-        )
-        .route("/api/v1/admin/audit", get(list_audit))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(list_audit))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -38,13 +38,6 @@ pub struct AdminUserView {
 pub struct UserPage {
     pub users: Vec<AdminUserView>,
     pub next_cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -65,6 +58,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub kind: Option<String>,
     pub user_id: Option<String>,
@@ -86,52 +80,38 @@ pub(super) fn last_admin() -> AppError {
     )
 }
 
-fn page_limit(limit: Option<i64>) -> AppResult<i64> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        ));
-    }
-    Ok(limit)
-}
-
-async fn admin_view(state: &AppState, user: users::User) -> AppResult<AdminUserView> {
-    let (used_bytes, items) = users::usage(&state.db.pool, &user.id).await?;
-    let locked = user.locked_until.is_some_and(|t| t > crate::db::now_ms());
-    Ok(AdminUserView {
+fn admin_view(user: users::User) -> AdminUserView {
+    let locked = user
+        .locked_until
+        .is_some_and(|t| t > crate::kernel::time::now_ms());
+    AdminUserView {
+        used_bytes: user.used_bytes,
+        items: user.item_count,
         user: user.into(),
-        used_bytes,
-        items,
         locked,
-    })
+    }
 }
 
 async fn existing(state: &AppState, id: &str) -> AppResult<users::User> {
-    users::find_by_id(&state.db, id)
+    let id = UserId::parse(id).ok_or_else(|| AppError::not_found("user"))?;
+    users::find_by_id(&state.db, id.as_str())
         .await?
         .ok_or_else(|| AppError::not_found("user"))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = UserPage), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     Admin(_admin): Admin,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<UserPage>> {
-    let limit = page_limit(q.limit)?;
-    let mut rows = users::list(&state.db, q.cursor.as_deref(), limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|u| u.id.clone())
-    } else {
-        None
-    };
+    let page = Page::of(q)?;
+    let mut rows = users::list(&state.db, page.cursor.as_deref(), page.fetch()).await?;
+    let next_cursor = page.finish(&mut rows, |u| u.id.clone());
     let mut out = Vec::with_capacity(rows.len());
     for user in rows {
-        out.push(admin_view(&state, user).await?);
+        out.push(admin_view(user));
     }
     Ok(Json(UserPage {
         users: out,
@@ -139,7 +119,7 @@ pub async fn list_users(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     responses((status = 200, body = AdminUserView), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
@@ -148,10 +128,10 @@ pub async fn get_user(
     Path(id): Path<String>,
 ) -> AppResult<Json<AdminUserView>> {
     let user = existing(&state, &id).await?;
-    Ok(Json(admin_view(&state, user).await?))
+    Ok(Json(admin_view(user)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = UpdateUser,
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), request_body = UpdateUser,
     params(("id" = String, Path, description = "user id")),
     responses((status = 200, body = AdminUserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_user(
@@ -200,7 +180,7 @@ pub async fn update_user(
     if req.disabled == Some(true) {
         sessions::revoke_all(&state.db, &id, None, "user_disabled").await?;
     }
-    state.auth.forget();
+    state.identity.auth.forget();
     let event = |kind| {
         AuditEvent::new(kind)
             .user(&id)
@@ -229,10 +209,10 @@ pub async fn update_user(
             .await;
     }
     let user = existing(&state, &id).await?;
-    Ok(Json(admin_view(&state, user).await?))
+    Ok(Json(admin_view(user)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin",
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
@@ -248,39 +228,34 @@ pub async fn delete_user(
             "delete your own account through DELETE /api/v1/account",
         ));
     }
-    let items = super::delete_user(&state, &id).await?;
+    super::delete_user(&state, &id).await?;
     AuditEvent::new("user_deleted")
         .user(&id)
         .actor(&admin.user_id)
         .client(&client)
-        .detail(serde_json::json!({ "username": user.username, "items": items }))
+        .detail(serde_json::json!({ "username": user.username, "items": user.item_count }))
         .record(&state.db)
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     Admin(_admin): Admin,
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> AppResult<Json<AuditPage>> {
-    let limit = page_limit(q.limit)?;
+    let page = Page::parse(q.limit, q.cursor)?;
     let mut events = audit::query(
         &state.db,
         q.kind.as_deref(),
         q.user_id.as_deref(),
-        q.cursor.as_deref(),
-        limit + 1,
+        page.cursor.as_deref(),
+        page.fetch(),
     )
     .await?;
-    let next_cursor = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.id.clone())
-    } else {
-        None
-    };
+    let next_cursor = page.finish(&mut events, |e| e.id.clone());
     Ok(Json(AuditPage {
         events,
         next_cursor,

@@ -3,26 +3,28 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::AuditEvent;
 use super::auth::{Account, ClientInfo, Scope, Scopes, API_KEY_PREFIX};
 use super::{random_secret, secret_hash};
-use crate::db::{new_id, now_ms, rfc3339};
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::ids::new_id;
+use crate::kernel::time::{now_ms, rfc3339};
 use crate::AppState;
 
 /// Keys a user may hold at once.
 const MAX_KEYS: i64 = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/api/v1/api-keys/{id}", delete(revoke_api_key))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -56,7 +58,7 @@ pub struct CreatedApiKey {
     pub key: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "auth", request_body = CreateApiKey,
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "auth", security(("bearer" = [])), request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_api_key(
     State(state): State<AppState>,
@@ -132,7 +134,7 @@ pub async fn create_api_key(
     Ok((StatusCode::CREATED, Json(CreatedApiKey { view, key })))
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = [ApiKeyView]), (status = 401, body = ErrorBody)))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
@@ -160,7 +162,7 @@ pub async fn list_api_keys(
     Ok(Json(views))
 }
 
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "auth",
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = String, Path, description = "API key id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_api_key(
@@ -180,7 +182,7 @@ pub async fn revoke_api_key(
     if done.rows_affected() == 0 {
         return Err(AppError::not_found("API key"));
     }
-    state.auth.forget();
+    state.identity.auth.forget();
     AuditEvent::by_user("api_key_revoked", &caller.user_id, &client)
         .detail(serde_json::json!({ "key_id": id }))
         .record(&state.db)

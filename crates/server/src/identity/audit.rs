@@ -6,7 +6,9 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::auth::ClientInfo;
-use crate::db::{new_id, now_ms, rfc3339, Db};
+use crate::kernel::db::Db;
+use crate::kernel::ids::new_id;
+use crate::kernel::time::{now_ms, rfc3339};
 
 /// One event being recorded. Recording never fails the request: a database error is
 /// logged (without the detail, which may name accounts) and the action stands.

@@ -18,8 +18,9 @@ use moka::future::Cache;
 use sqlx::Row;
 
 use super::tokens::JwtKeys;
-use crate::db::{now_ms, Db};
-use crate::error::AppError;
+use crate::kernel::db::Db;
+use crate::kernel::error::AppError;
+use crate::kernel::time::now_ms;
 use crate::AppState;
 
 /// What a credential may do.
@@ -228,11 +229,17 @@ async fn required(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
     let token = bearer(parts)?.ok_or_else(|| {
         AppError::unauthorized("sign in first: send `Authorization: Bearer <token>`")
     })?;
-    state.auth.authenticate(token).await
+    state.identity.auth.authenticate(token).await
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
-    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+    bearer_of(&parts.headers)
+}
+
+/// The bearer credential in `headers`, for checking a long-lived response (an event
+/// stream) again later.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Result<Option<&str>, AppError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
@@ -253,7 +260,7 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(token) = bearer(parts)? else {
             return Ok(Viewer(None));
         };
-        let caller = state.auth.authenticate(token).await?;
+        let caller = state.identity.auth.authenticate(token).await?;
         caller.require(Scope::MediaRead)?;
         Ok(Viewer(Some(caller)))
     }

@@ -14,45 +14,165 @@ pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod sessions;
+pub mod settings;
 pub mod tokens;
+pub mod usage;
 mod users;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
-use crate::settings::RateRule;
+use crate::kernel::db::Db;
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::settings::Settings;
 use crate::AppState;
 pub use audit::AuditEvent;
 pub use auth::{
     Account, Admin, Authenticator, Caller, ClientInfo, Deleter, Scope, Scopes, Viewer, Writer,
 };
-pub use notify::{from_settings as notify_from_settings, Notifier};
+pub use notify::Notifier;
 pub use oidc::OidcProviders;
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, PRIORITY_BATCH};
 pub use sessions::TokenResponse;
+use settings::RateRule;
+use std::sync::Arc;
+use std::time::Duration;
 pub use tokens::JwtKeys;
 pub use users::{create_user, delete_user, NewUser, User};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/refresh", post(sessions::refresh_tokens))
-        .route("/api/v1/auth/logout", post(sessions::logout))
-        .route("/api/v1/auth/sessions", get(sessions::list_sessions))
-        .route(
-            "/api/v1/auth/sessions/{id}",
-            delete(sessions::revoke_session),
-        )
-        .merge(oidc::router())
-        .merge(account::router())
-        .merge(api_keys::router())
-        .merge(admin::router())
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(sessions::refresh_tokens))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::revoke_session))
+        .merge(oidc::routes())
+        .merge(account::routes())
+        .merge(api_keys::routes())
+        .merge(admin::routes())
+}
+
+/// The identity domain's registration.
+pub struct Identity;
+
+const PRUNE_IDENTITY: &str = "prune_identity";
+
+impl crate::domain::Domain for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        routes()
+    }
+
+    fn jobs(&self, state: &AppState) -> Vec<crate::domain::Job> {
+        let retention = Duration::from_secs(state.settings.auth.audit_retention_days * 86_400);
+        vec![(
+            PRUNE_IDENTITY,
+            Arc::new(PruneIdentity {
+                db: state.db.clone(),
+                audit_retention: retention,
+            }),
+        )]
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["user.created", "user.updated", "user.deleted"]
+    }
+
+    fn periodic(&self, _settings: &Settings) -> Vec<Periodic> {
+        vec![Periodic::new(
+            PRUNE_IDENTITY,
+            Duration::from_secs(3600),
+            prune_job(),
+        )]
+    }
+}
+
+/// A `prune_identity` job, as the scheduler enqueues it.
+pub fn prune_job() -> NewJob {
+    NewJob::new(PRUNE_IDENTITY, serde_json::json!({})).priority(PRIORITY_BATCH)
+}
+
+/// Removes sessions, tokens and sign-in attempts nobody can use any more, and audit
+/// events past their retention.
+struct PruneIdentity {
+    db: Db,
+    audit_retention: Duration,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for PruneIdentity {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        sessions::prune(&self.db, self.audit_retention)
+            .await
+            .map_err(JobError::retryable)
+    }
+}
+
+/// What identity keeps in memory: the credential cache, rate-limit buckets, the
+/// notifier and the OpenID providers.
+#[derive(Clone)]
+pub struct IdentityState {
+    pub auth: Arc<Authenticator>,
+    pub limiter: ratelimit::Limiter,
+    pub notifier: Notifier,
+    pub oidc: Arc<OidcProviders>,
+}
+
+impl IdentityState {
+    /// `jwt_key` is the configured signing key (or the one generated into the data dir).
+    pub fn new(settings: &Settings, db: &Db, jwt_key: Vec<u8>) -> anyhow::Result<IdentityState> {
+        let auth = &settings.auth;
+        let previous: Vec<Vec<u8>> = (auth.jwt_previous_secrets.iter())
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect();
+        anyhow::ensure!(
+            jwt_key.len() >= 32 && previous.iter().all(|k| k.len() >= 32),
+            "auth.jwt_secret and auth.jwt_previous_secrets must be at least 32 bytes each"
+        );
+        let jwt = JwtKeys::new(&jwt_key, &previous, auth.access_token_ttl_secs);
+        Ok(IdentityState {
+            auth: Arc::new(Authenticator::new(
+                jwt,
+                db.clone(),
+                auth.revocation_check_secs,
+            )),
+            limiter: ratelimit::Limiter::in_memory(),
+            notifier: notify::from_settings(settings)?,
+            oidc: Arc::new(OidcProviders::new(settings)?),
+        })
+    }
+}
+
+/// Where an account stands, for what other domains do on its behalf.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// It exists and is neither disabled nor deleted.
+    pub active: bool,
+    /// It is an active administrator.
+    pub admin: bool,
+}
+
+pub async fn standing(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Standing, sqlx::Error> {
+    let user = users::find_by_id_in(conn, user_id).await?;
+    let active = user.as_ref().is_some_and(|u| u.disabled_at.is_none());
+    Ok(Standing {
+        active,
+        admin: active && user.is_some_and(|u| u.is_admin),
+    })
 }
 
 /// SHA-256 hex of a high-entropy secret (refresh token, API key, reset token). These
@@ -79,6 +199,7 @@ pub async fn rate_limit(
     rule: &RateRule,
 ) -> AppResult<()> {
     state
+        .identity
         .limiter
         .check(scope, subject, rule)
         .await
@@ -131,7 +252,7 @@ impl From<User> for UserView {
             is_admin: u.is_admin,
             disabled: u.disabled_at.is_some(),
             quota_bytes: u.quota_bytes,
-            created_at: crate::db::rfc3339(u.created_at),
+            created_at: crate::kernel::time::rfc3339(u.created_at),
         }
     }
 }
@@ -187,7 +308,7 @@ pub async fn login(
     }
     rate_limit(&state, "login_account", &account, &rules.login_per_account).await?;
     let user = users::find_by_username(&state.db, &account).await?;
-    let now = crate::db::now_ms();
+    let now = crate::kernel::time::now_ms();
     if let Some(until) = user
         .as_ref()
         .and_then(|u| u.locked_until)

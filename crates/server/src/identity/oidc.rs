@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::{Path, State};
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -30,10 +31,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::audit::AuditEvent;
 use super::auth::ClientInfo;
+use super::settings::OidcProviderSettings;
 use super::{random_secret, secret_hash, sessions, users, TokenResponse};
-use crate::db::{now_ms, Db};
-use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
-use crate::settings::{OidcProviderSettings, Settings};
+use crate::kernel::db::Db;
+use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
+use crate::kernel::time::now_ms;
+use crate::settings::Settings;
 use crate::AppState;
 
 const STATE_COOKIE: &str = "fh_oidc_state";
@@ -42,15 +45,12 @@ const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
 /// Lifetime of the one-time code a redirect-mode sign-in hands to the page.
 const CODE_TTL_MS: i64 = 60 * 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/oidc/providers", get(list_providers))
-        .route("/api/v1/auth/oidc/{provider}/login", get(start_login))
-        .route("/api/v1/auth/oidc/{provider}/callback", get(finish_login))
-        .route(
-            "/api/v1/auth/oidc/exchange",
-            axum::routing::post(exchange_code),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_providers))
+        .routes(routes!(start_login))
+        .routes(routes!(finish_login))
+        .routes(routes!(exchange_code))
 }
 
 struct Provider {
@@ -201,6 +201,7 @@ pub struct ProviderView {
     responses((status = 200, body = [ProviderView])))]
 pub async fn list_providers(State(state): State<AppState>) -> Json<Vec<ProviderView>> {
     let mut views: Vec<ProviderView> = state
+        .identity
         .oidc
         .providers
         .values()
@@ -219,6 +220,7 @@ pub async fn list_providers(State(state): State<AppState>) -> Json<Vec<ProviderV
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
     /// A path on this server to return to, tokens in the URL fragment; without it the
     /// callback answers JSON.
@@ -237,14 +239,16 @@ fn local_path(redirect: &str) -> bool {
 
 #[utoipa::path(get, path = "/api/v1/auth/oidc/{provider}/login", tag = "auth", params(LoginQuery,
     ("provider" = String, Path, description = "provider id")),
-    responses((status = 302, description = "to the provider"), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses((status = 302, description = "to the provider"), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many sign-in starts from this address"),
+        (status = 502, body = ErrorBody)))]
 pub async fn start_login(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     client: ClientInfo,
     AppQuery(q): AppQuery<LoginQuery>,
 ) -> AppResult<Response> {
-    let p = state.oidc.get(&provider)?;
+    let p = state.identity.oidc.get(&provider)?;
     // Each start stores a pending login: limited like password logins.
     let rule = &state.settings.auth.rate_limits.login_per_ip;
     super::rate_limit(&state, "oidc_ip", &client.rate_key(), rule).await?;
@@ -254,7 +258,7 @@ pub async fn start_login(
             "redirect must be a path on this server",
         ));
     }
-    let metadata = state.oidc.metadata(p, false).await?;
+    let metadata = state.identity.oidc.metadata(p, false).await?;
     let client = client_for(p, metadata);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
@@ -306,6 +310,7 @@ pub async fn start_login(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -356,7 +361,7 @@ pub async fn finish_login(
     headers: HeaderMap,
     AppQuery(q): AppQuery<CallbackQuery>,
 ) -> AppResult<Response> {
-    let p = state.oidc.get(&provider)?;
+    let p = state.identity.oidc.get(&provider)?;
     if let Some(error) = q.error {
         tracing::info!(provider, error, description = ?q.error_description, "provider refused the sign-in");
         return Err(AppError::forbidden_code(
@@ -503,13 +508,13 @@ async fn exchange(
     verifier: PkceCodeVerifier,
     nonce: &Nonce,
 ) -> AppResult<Identity> {
-    let metadata = state.oidc.metadata(p, false).await?;
+    let metadata = state.identity.oidc.metadata(p, false).await?;
     let client = client_for(p, metadata);
     let response = client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(AppError::internal)?
         .set_pkce_verifier(verifier)
-        .request_async(&state.oidc.http)
+        .request_async(&state.identity.oidc.http)
         .await
         .map_err(|e| {
             tracing::info!(provider = %p.settings.id, error = %e, "code exchange failed");
@@ -540,7 +545,7 @@ async fn exchange(
         Err(ClaimsVerificationError::SignatureVerification(
             SignatureVerificationError::NoMatchingKey,
         )) => {
-            let fresh = client_for(p, state.oidc.metadata(p, true).await?);
+            let fresh = client_for(p, state.identity.oidc.metadata(p, true).await?);
             let verifier = fresh.id_token_verifier().set_allowed_algs(algs.clone());
             id_token.claims(&verifier, nonce).cloned()
         }
@@ -657,7 +662,7 @@ async fn account_for(
                 ..Default::default()
             };
             users::apply_change(&state.db, &user.id, &change).await?;
-            state.auth.forget();
+            state.identity.auth.forget();
             AuditEvent::new("role_changed")
                 .user(&user.id)
                 .client(client)
@@ -701,7 +706,7 @@ async fn link(db: &Db, provider: &str, identity: &Identity, user_id: &str) -> Ap
     .await
     // Two first sign-ins of one identity at once: the other one linked it.
     .map_err(|e| {
-        crate::error::unique_violation_to(
+        crate::kernel::error::unique_violation_to(
             e,
             "sign_in_conflict",
             "this sign-in is being completed elsewhere; retry",

@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
-use crate::error::AppError;
+use crate::kernel::error::AppError;
 
 /// Requests allowed to wait for a hashing slot before the answer is 429.
 const MAX_WAITING: usize = 256;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 // The rule type lives with the rest of the configuration; re-exported so callers of this
 // module need not reach into settings.
-pub use crate::settings::RateRule;
+pub use super::settings::RateRule;
 
 fn is_unlimited(rule: &RateRule) -> bool {
     rule.per_window == 0

@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 use super::audit::AuditEvent;
 use super::auth::{Account, ClientInfo};
 use super::{random_secret, rate_limit, secret_hash};
-use crate::db::{new_id, now_ms, rfc3339, Db};
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::db::Db;
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::ids::new_id;
+use crate::kernel::time::{now_ms, rfc3339};
 use crate::AppState;
 
 const REFRESH_PREFIX: &str = "fhr_";
@@ -64,9 +66,9 @@ fn token_response(
     refresh: String,
 ) -> AppResult<TokenResponse> {
     Ok(TokenResponse {
-        access_token: state.auth.jwt.issue(user_id, session_id)?,
+        access_token: state.identity.auth.jwt.issue(user_id, session_id)?,
         token_type: "Bearer",
-        expires_in: state.auth.jwt.ttl_secs,
+        expires_in: state.identity.auth.jwt.ttl_secs,
         refresh_token: refresh,
         refresh_expires_in: state.settings.auth.refresh_token_ttl_secs,
         session_id: session_id.to_string(),
@@ -139,6 +141,17 @@ pub async fn revoke_all(
     keep: Option<&str>,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    revoke_all_in(&mut conn, user_id, keep, reason).await
+}
+
+/// [`revoke_all`] on a given connection (inside a transaction).
+pub async fn revoke_all_in(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoked_reason = $2
          WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4",
@@ -147,7 +160,7 @@ pub async fn revoke_all(
     .bind(reason)
     .bind(user_id)
     .bind(keep.unwrap_or(""))
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
 }
@@ -158,7 +171,7 @@ pub async fn revoke_all(
 const KEEP_MS: i64 = 30 * 86_400_000;
 
 /// Deletes identity rows nobody can use any more, and audit events older than
-/// `audit_retention`; run by the periodic GC sweep.
+/// `audit_retention`; run periodically (`prune_identity`).
 pub async fn prune(db: &Db, audit_retention: std::time::Duration) -> Result<(), sqlx::Error> {
     let horizon = now_ms() - KEEP_MS;
     let statements = [
@@ -252,7 +265,7 @@ pub async fn refresh_tokens(
     if !claimed {
         tx.rollback().await?;
         revoke(&state.db, &session_id, "refresh_token_reuse").await?;
-        state.auth.forget();
+        state.identity.auth.forget();
         AuditEvent::new("token_reuse")
             .user(&user_id)
             .client(&client)
@@ -311,11 +324,11 @@ pub async fn logout(
         }
     };
     revoke(&state.db, &session_id, "logout").await?;
-    state.auth.forget();
+    state.identity.auth.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = [SessionView]), (status = 401, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -349,7 +362,7 @@ pub async fn list_sessions(
     Ok(Json(views))
 }
 
-#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = String, Path, description = "session id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_session(
@@ -370,7 +383,7 @@ pub async fn revoke_session(
     if done.rows_affected() == 0 {
         return Err(AppError::not_found("session"));
     }
-    state.auth.forget();
+    state.identity.auth.forget();
     AuditEvent::by_user("session_revoked", &caller.user_id, &client)
         .detail(serde_json::json!({ "session_id": id }))
         .record(&state.db)

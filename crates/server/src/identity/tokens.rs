@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::error::AppError;
+use crate::kernel::error::AppError;
 
 const ISSUER: &str = "framehouse";
 const AUDIENCE: &str = "framehouse-api";
@@ -71,7 +71,7 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, user_id: &str, session_id: &str) -> anyhow::Result<String> {
-        let now = crate::db::now_ms() / 1000;
+        let now = crate::kernel::time::now_ms() / 1000;
         let claims = Claims {
             sub: user_id.to_string(),
             sid: session_id.to_string(),

@@ -1,12 +1,15 @@
 //! The users table: accounts, their state (disabled, locked, quota) and deletion.
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::policy;
-use crate::db::{new_id, now_ms, Db};
-use crate::error::{unique_violation_to, AppError};
-use crate::settings::AuthSettings;
+use super::settings::AuthSettings;
+use crate::kernel::db::Db;
+use crate::kernel::error::{unique_violation_to, AppError};
+use crate::kernel::ids::new_id;
+use crate::kernel::outbox::Event;
+use crate::kernel::time::now_ms;
 
 #[derive(Clone, Debug)]
 pub struct User {
@@ -23,6 +26,9 @@ pub struct User {
     pub quota_bytes: Option<i64>,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
+    /// Bytes of originals the account's items hold (see `usage`).
+    pub used_bytes: i64,
+    pub item_count: i64,
 }
 
 pub struct NewUser {
@@ -48,6 +54,8 @@ fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
         quota_bytes: row.try_get("quota_bytes")?,
         failed_logins: row.try_get("failed_logins")?,
         locked_until: row.try_get("locked_until")?,
+        used_bytes: row.try_get("used_bytes")?,
+        item_count: row.try_get("item_count")?,
     })
 }
 
@@ -104,7 +112,10 @@ pub async fn create_user(db: &Db, auth: &AuthSettings, new: NewUser) -> Result<U
         quota_bytes: None,
         failed_logins: 0,
         locked_until: None,
+        used_bytes: 0,
+        item_count: 0,
     };
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO users (id, username, email, password_hash, is_admin, created_at, email_verified)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -116,9 +127,11 @@ pub async fn create_user(db: &Db, auth: &AuthSettings, new: NewUser) -> Result<U
     .bind(user.is_admin as i64)
     .bind(user.created_at)
     .bind(user.email_verified as i64)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await
     .map_err(|e| unique_violation_to(e, "username_taken", "that username is taken"))?;
+    user_event("user.created", &user).emit(&mut tx).await?;
+    tx.commit().await?;
     Ok(user)
 }
 
@@ -132,10 +145,20 @@ pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<User>, s
         .transpose()
 }
 
+/// An account, unless it was deleted.
 pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query("SELECT * FROM users WHERE id = $1")
+    let mut conn = db.pool.acquire().await?;
+    find_by_id_in(&mut conn, id).await
+}
+
+/// [`find_by_id`] on a given connection (inside a transaction).
+pub async fn find_by_id_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *conn)
         .await?
         .as_ref()
         .map(from_row)
@@ -151,6 +174,7 @@ pub async fn find_by_email(
 ) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query(
         "SELECT * FROM users WHERE lower(email) = lower($1) AND email_verified >= $2
+           AND deleted_at IS NULL
          ORDER BY id LIMIT 2",
     )
     .bind(email)
@@ -164,7 +188,7 @@ pub async fn find_by_email(
 
 /// Users in id (creation) order after `after`.
 pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query("SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2")
+    sqlx::query("SELECT * FROM users WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2")
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_all(&db.pool)
@@ -269,97 +293,74 @@ pub async fn apply_change(db: &Db, id: &str, change: &UserChange) -> Result<(), 
             .execute(&mut *tx)
             .await?;
     }
+    if let Some(user) = find_by_id_in(&mut tx, id).await? {
+        user_event("user.updated", &user).emit(&mut tx).await?;
+    }
     tx.commit().await
 }
 
-/// Bytes of originals the user's items reference (a blob shared by two of their items
-/// counts twice: each item is theirs to delete), and the number of items.
-/// On the pool or inside a transaction (the quota check).
-pub async fn usage<'e>(
-    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    id: &str,
-) -> Result<(i64, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes, COUNT(m.id) AS items
-         FROM media m JOIN blobs b ON b.id = m.blob_id WHERE m.owner_id = $1",
-    )
-    .bind(id)
-    .fetch_one(exec)
-    .await?;
-    Ok((row.try_get("bytes")?, row.try_get("items")?))
+/// A `user.*` event carrying the account as the API shows it.
+fn user_event(kind: &'static str, user: &User) -> Event {
+    Event::new(kind, &user.id)
+        .user(&user.id)
+        .data(super::UserView::from(user.clone()))
 }
 
-/// Deletes the account: first it is disabled and its sessions and keys revoked, so no
-/// new item can arrive; then its items (their blobs are queued for garbage collection,
-/// which removes any no other item shares); then the user row, which cascades to
-/// sessions, keys, identities, resets and playback positions.
-pub async fn delete_user(state: &crate::AppState, id: &str) -> Result<u64, AppError> {
+/// Deletes the account. One transaction disables it, frees its username, ends its
+/// sessions and keys and writes `user.deleted`; the media domain reacts to that event by
+/// deleting the account's items, and the row itself goes with the last of them (or at
+/// once when there are none), cascading to everything identity keeps about the user.
+/// Uploads still in flight are refused when they try to charge the account.
+pub async fn delete_user(state: &crate::AppState, id: &str) -> Result<(), AppError> {
     let now = now_ms();
-    sqlx::query("UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&state.db.pool)
-        .await?;
-    super::sessions::revoke_all(&state.db, id, None, "user_deleted").await?;
+    let mut tx = state.db.begin_write().await?;
+    let tombstoned = sqlx::query(
+        "UPDATE users SET disabled_at = COALESCE(disabled_at, $1), deleted_at = $1,
+            username = $2, email = NULL
+         WHERE id = $3 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(format!("~deleted~{id}"))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if tombstoned.rows_affected() != 1 {
+        return Err(AppError::not_found("user")); // deleted by a concurrent request
+    }
+    super::sessions::revoke_all_in(&mut tx, id, None, "user_deleted").await?;
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(id)
-        .execute(&state.db.pool)
+        .execute(&mut *tx)
         .await?;
-    state.auth.forget();
-    let mut removed = 0;
-    for attempt in 0.. {
-        removed += delete_items(state, id).await?;
-        // An upload admitted just before the revocation may still land its item; the
-        // foreign key then refuses the delete and we sweep again.
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(&state.db.pool)
-            .await;
-        match done {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() && attempt < 10 => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            other => {
-                other?;
-                break;
-            }
-        }
+    // What the event keeps of the account is what is left of it: no name, no address.
+    let left = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    user_event("user.deleted", &from_row(&left)?)
+        .emit(&mut tx)
+        .await?;
+    let items: i64 = sqlx::query("SELECT item_count FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("item_count")?;
+    if items <= 0 {
+        purge(&mut tx, id).await?;
     }
-    state.auth.forget();
-    state.queue.notify();
-    Ok(removed)
+    tx.commit().await?;
+    state.identity.auth.forget();
+    Ok(())
 }
 
-/// Deletes every item of the user, in batches, queueing their blobs for collection.
-async fn delete_items(state: &crate::AppState, id: &str) -> Result<u64, AppError> {
-    let mut removed = 0;
-    loop {
-        let rows = sqlx::query("SELECT id, blob_id FROM media WHERE owner_id = $1 LIMIT 200")
-            .bind(id)
-            .fetch_all(&state.db.pool)
-            .await?;
-        if rows.is_empty() {
-            return Ok(removed);
-        }
-        let mut tx = state.db.begin_write().await?;
-        for row in &rows {
-            let item_id: String = row.try_get("id")?;
-            let blob_id: String = row.try_get("blob_id")?;
-            if crate::media::repo::delete_item(&mut tx, &item_id).await? {
-                removed += 1;
-            }
-            state
-                .queue
-                .enqueue_in(&mut tx, crate::media::gc::gc_blob_job(&blob_id))
-                .await?;
-        }
-        tx.commit().await?;
-        for row in &rows {
-            let item_id: String = row.try_get("id")?;
-            state.delivery_cache.invalidate_item(&item_id).await;
-        }
-    }
+/// Removes a deleted account's row; its sessions, keys, identities and resets cascade.
+pub(super) async fn purge(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM users WHERE id = $1 AND deleted_at IS NOT NULL")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Active admins other than `id`: the last one may not be demoted, disabled or deleted.

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use moka::future::Cache;
 
 use super::repo::{self, ItemRow, VariantRow};
-use crate::db::Db;
-use crate::error::AppError;
-use crate::storage::Storage;
+use crate::kernel::db::Db;
+use crate::kernel::error::AppError;
+use crate::kernel::storage::Storage;
 
 /// How long another node's visibility change or deletion can take to be seen here.
 /// This node's own changes invalidate at once.
@@ -46,6 +46,9 @@ impl DeliveryCache {
     }
 
     pub async fn item(&self, db: &Db, id: &str) -> Result<Option<Arc<ItemRow>>, AppError> {
+        if !crate::kernel::ids::is_id(id) {
+            return Ok(None); // not one of ours: no query, and nothing cached for it
+        }
         let loaded = self
             .items
             .try_get_with(id.to_string(), async {

@@ -10,16 +10,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use super::ingest::original_key;
-use super::process::variant_key;
-use super::{can_read, format_mime};
-use crate::error::{AppError, AppQuery, AppResult};
+use super::access::{can_read, playable, TokenQuery};
 use crate::identity::Viewer;
-use crate::video::token::TokenQuery;
+use crate::kernel::error::{AppError, AppQuery, AppResult};
+use crate::kernel::keys;
 use crate::AppState;
 
 /// What one URL resolves to in the store.
-pub(crate) struct Target {
+pub struct Target {
     pub key: String,
     pub size: u64,
     pub etag: String,
@@ -28,12 +26,12 @@ pub(crate) struct Target {
     pub bytes: Option<Bytes>,
 }
 
-#[utoipa::path(get, path = "/media/{id}/{file}", tag = "delivery",
+#[utoipa::path(get, path = "/media/{id}/{file}", tag = "delivery", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "media item id"),
         ("file" = String, Path, description = "`original`, `{preset}.{webp|jpg}` such as `thumb.webp`, or for video and audio `storyboard.vtt`, `storyboard.jpg`, `video.mp4`, `audio.{m4a|mp3|opus}`"),
         TokenQuery),
     responses((status = 200, description = "the bytes"), (status = 206, description = "a byte range"),
-        (status = 304, description = "not modified"), (status = 404, body = crate::error::ErrorBody),
+        (status = 304, description = "not modified"), (status = 404, body = crate::kernel::error::ErrorBody),
         (status = 416, description = "range not satisfiable")))]
 pub async fn get_file(
     State(state): State<AppState>,
@@ -43,10 +41,10 @@ pub async fn get_file(
     AppQuery(query): AppQuery<TokenQuery>,
     Path((id, file)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let cache = &state.delivery_cache;
+    let cache = &state.media.cache;
     // A playback token opens a private item's derivatives (poster, storyboard, MP4),
     // never its original.
-    let play = crate::video::token::playable(&state, &id, &viewer, query.token.as_deref()).await?;
+    let play = playable(&state, &id, &viewer, query.token.as_deref()).await?;
     let item = play.item;
     let target = if file == "original" {
         if !can_read(&item, &viewer) {
@@ -60,15 +58,13 @@ pub async fn get_file(
             return Err(AppError::not_found("original"));
         }
         Target {
-            key: original_key(&item.blob_id),
+            key: keys::original(&item.blob_id),
             size: item.size as u64,
             etag: item.sha256.clone(),
-            mime: format_mime(&item.format),
+            mime: state.media.kinds.mime(&item.format),
             bytes: None,
         }
-    } else if let Some(target) =
-        crate::video::files::file_target(&state, &item, &file, play.token.as_deref()).await?
-    {
+    } else if let Some(target) = kind_file(&state, &item, &file, play.token.as_deref()).await? {
         target
     } else {
         let (preset, ext) = file
@@ -92,7 +88,7 @@ pub async fn get_file(
                 AppError::not_found(why)
             })?;
         Target {
-            key: variant_key(&item.blob_id, preset, ext),
+            key: keys::variant(&item.blob_id, preset, ext),
             size: variant.size as u64,
             etag: variant.etag.clone(),
             mime,
@@ -109,7 +105,20 @@ pub async fn get_file(
     respond(&state, &method, &headers, target, cache).await
 }
 
-pub(crate) async fn respond(
+/// A file the item's media kind serves besides the original and the presets.
+async fn kind_file(
+    state: &AppState,
+    item: &super::repo::ItemRow,
+    file: &str,
+    token: Option<&str>,
+) -> AppResult<Option<Target>> {
+    match state.media.kinds.of(&item.kind) {
+        Some(kind) if kind.files().contains(&file) => kind.file(state, item, file, token).await,
+        _ => Ok(None),
+    }
+}
+
+pub async fn respond(
     state: &AppState,
     method: &Method,
     headers: &HeaderMap,
@@ -170,7 +179,8 @@ pub(crate) async fn respond(
         Some(bytes) => Some(bytes),
         None => {
             state
-                .delivery_cache
+                .media
+                .cache
                 .small_object(&state.storage, &target.key, target.size)
                 .await?
         }

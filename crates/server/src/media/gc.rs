@@ -7,10 +7,10 @@ use std::time::Duration;
 use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, PRIORITY_BATCH};
 use serde::Deserialize;
 
-use super::ingest::original_key;
 use super::repo;
-use crate::db::Db;
-use crate::storage::Storage;
+use crate::kernel::db::Db;
+use crate::kernel::keys;
+use crate::kernel::storage::Storage;
 
 pub const GC_BLOB: &str = "gc_blob";
 pub const GC_SWEEP: &str = "gc_sweep";
@@ -56,11 +56,11 @@ async fn collect_blob(db: &Db, storage: &Storage, blob_id: &str) -> Result<(), J
     };
     if deleted {
         storage
-            .delete(&original_key(blob_id))
+            .delete(&keys::original(blob_id))
             .await
             .map_err(retry)?;
         storage
-            .delete_prefix(&format!("derivatives/{blob_id}"))
+            .delete_prefix(&keys::derivatives(blob_id))
             .await
             .map_err(retry)?;
         tracing::info!(blob_id, "garbage-collected blob");
@@ -73,7 +73,6 @@ pub struct GcSweepHandler {
     pub storage: Storage,
     pub tmp_max_age: Duration,
     pub orphan_min_age: Duration,
-    pub audit_retention: Duration,
 }
 
 #[async_trait::async_trait]
@@ -83,9 +82,6 @@ impl JobHandler for GcSweepHandler {
             collect_blob(&self.db, &self.storage, &blob_id).await?;
         }
         remove_rowless_objects(&self.db, &self.storage, self.orphan_min_age)
-            .await
-            .map_err(retry)?;
-        crate::identity::sessions::prune(&self.db, self.audit_retention)
             .await
             .map_err(retry)?;
         remove_stale_temp_files(self.storage.tmp_dir(), self.tmp_max_age)
@@ -102,7 +98,7 @@ async fn remove_rowless_objects(
     storage: &Storage,
     min_age: Duration,
 ) -> anyhow::Result<()> {
-    let cutoff = crate::db::now_ms() - min_age.as_millis() as i64;
+    let cutoff = crate::kernel::time::now_ms() - min_age.as_millis() as i64;
     for prefix in ["originals", "derivatives"] {
         let old: Vec<(String, String)> = storage
             .list(prefix)
@@ -110,12 +106,7 @@ async fn remove_rowless_objects(
             .into_iter()
             .filter(|(_, modified)| *modified < cutoff)
             .filter_map(|(key, _)| {
-                let blob = key
-                    .strip_prefix(prefix)?
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()?
-                    .to_string();
+                let blob = keys::blob_of(&key)?.to_string();
                 Some((key, blob))
             })
             .collect();

@@ -11,17 +11,21 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use utoipa::IntoParams;
 
-use super::{item_json, process, repo, structure, validate_meta, MediaItem, Visibility};
-use crate::db::{new_id, now_ms};
-use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
+use super::kinds::{Described, Upload};
+use super::{changes, item_json, repo, validate_meta, MediaItem, Visibility};
+use crate::identity::usage::{self, Quota};
 use crate::identity::{Caller, ClientInfo, Writer};
+use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
+use crate::kernel::ids::new_id;
+use crate::kernel::keys;
+use crate::kernel::time::now_ms;
 use crate::AppState;
 
 /// Item fields that may accompany an upload, as query parameters or multipart fields.
 #[derive(Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadMeta {
     pub title: Option<String>,
     pub description: Option<String>,
@@ -60,13 +64,15 @@ struct Spooled {
     head: Vec<u8>,
 }
 
-#[utoipa::path(post, path = "/api/v1/media", tag = "media", params(UploadMeta),
+#[utoipa::path(post, path = "/api/v1/media", tag = "media", security(("bearer" = [])), params(UploadMeta),
     request_body(content = Vec<u8>, description = "the image bytes as the raw body, or a multipart form with a `file` field (and optional title, description, tags, visibility fields)",
         content_type = "application/octet-stream"),
     responses((status = 202, body = MediaItem, description = "stored durably; processing in the background"),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody, description = "body over max_upload_bytes"),
+        (status = 401, body = ErrorBody), (status = 408, body = ErrorBody, description = "the body stalled for a minute"),
+        (status = 413, body = ErrorBody, description = "body over max_upload_bytes or the quota"),
         (status = 415, body = ErrorBody, description = "not an accepted image format"),
-        (status = 422, body = ErrorBody, description = "corrupt, truncated, or over a pixel/side/frame limit")))]
+        (status = 422, body = ErrorBody, description = "corrupt, truncated, or over a pixel/side/frame limit"),
+        (status = 429, body = ErrorBody, description = "too many uploads from this address or account")))]
 pub async fn upload_media(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -109,19 +115,8 @@ pub async fn upload_media(
         meta.description.as_deref(),
         Some(&tags),
     )?;
-    let probe = validate(&state, &spooled).await?;
-    let watermark = match &probe {
-        Probed::Media(p) if p.video.is_some() => {
-            crate::video::watermark::for_upload(&state, &caller, meta.watermark.as_deref()).await?
-        }
-        _ => None,
-    };
-    let accepted = Accepted {
-        spooled,
-        probe,
-        watermark,
-    };
-    let item_id = store(&state, &caller, &meta, &tags, accepted, &quota).await?;
+    let described = describe(&state, &spooled, &meta, &caller).await?;
+    let item_id = store(&state, &caller, &meta, &tags, spooled, described).await?;
     let row = repo::item(&state.db, &item_id)
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
@@ -150,7 +145,7 @@ async fn admit(
         &rules.upload_per_account,
     )
     .await?;
-    let quota = Quota::of(state, &caller.user_id).await?;
+    let quota = Quota::of(&state.db, &caller.user_id).await?;
     quota.check(declared.unwrap_or(0))?;
     Ok(quota)
 }
@@ -170,69 +165,6 @@ async fn linger(request: Request) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
-}
-
-/// Checks the quota again inside the item's transaction with the user's row locked
-/// (PostgreSQL; SQLite's write transaction is exclusive already), so uploads committing
-/// at the same moment cannot together exceed it.
-async fn quota_in(
-    tx: &mut sqlx::AnyConnection,
-    state: &AppState,
-    user_id: &str,
-    size: u64,
-) -> AppResult<()> {
-    let lock = match state.db.backend {
-        queue::Backend::Postgres => " FOR UPDATE",
-        queue::Backend::Sqlite => "",
-    };
-    Quota::read(tx, user_id, lock).await?.check(size)
-}
-
-/// The owner's storage quota: checked before the body is read (declared length), after
-/// (actual size), and finally inside the transaction that records the item.
-struct Quota {
-    remaining: Option<u64>,
-}
-
-impl Quota {
-    async fn of(state: &AppState, user_id: &str) -> AppResult<Quota> {
-        let mut conn = state.db.pool.acquire().await?;
-        Quota::read(&mut conn, user_id, "").await
-    }
-
-    /// Reads the quota and, when there is one, the usage; `lock` ends the quota query
-    /// (` FOR UPDATE` inside the item's transaction).
-    async fn read(conn: &mut sqlx::AnyConnection, user_id: &str, lock: &str) -> AppResult<Quota> {
-        let quota: Option<i64> = sqlx::query(&format!(
-            "SELECT quota_bytes FROM users WHERE id = $1{lock}"
-        ))
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get("quota_bytes"))
-        .transpose()?
-        .flatten();
-        let Some(quota) = quota else {
-            return Ok(Quota { remaining: None });
-        };
-        let (used, _) = crate::identity::account::usage(&mut *conn, user_id).await?;
-        Ok(Quota {
-            remaining: Some(quota.saturating_sub(used).max(0) as u64),
-        })
-    }
-
-    fn check(&self, size: u64) -> AppResult<()> {
-        match self.remaining {
-            Some(left) if size > left => Err(AppError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "quota_exceeded",
-                format!(
-                    "this upload does not fit in the account's storage quota ({left} bytes left)"
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
 }
 
 fn too_large(limit: u64) -> AppError {
@@ -450,73 +382,31 @@ where
     })
 }
 
-/// What validation found out about an accepted upload.
-enum Probed {
-    Image(imaging::Probe),
-    /// Video or audio: what ffprobe found, already checked against the limits.
-    Media(video::Probe),
-}
-
-/// Sniffs the real format by magic bytes, then validates it as an image or as video/audio.
-async fn validate(state: &AppState, spooled: &Spooled) -> AppResult<Probed> {
-    if let Some(format) = imaging::sniff(&spooled.head) {
-        return validate_image(state, spooled, format)
-            .await
-            .map(Probed::Image);
-    }
-    let container = video::sniff(&spooled.head).filter(|_| state.settings.video.enabled);
-    let Some(container) = container else {
+/// Sniffs the real format by magic bytes and lets the media kind it belongs to
+/// validate the file (415 when no kind knows it).
+async fn describe(
+    state: &AppState,
+    spooled: &Spooled,
+    meta: &UploadMeta,
+    caller: &Caller,
+) -> AppResult<Described> {
+    let kinds = &state.media.kinds;
+    let Some(kind) = kinds.sniff(state, &spooled.head) else {
         return Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_format",
-            "the bytes are not an accepted format (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, HEIC; \
-             MP4, MOV, WebM, MKV; MP3, M4A, Ogg, WAV)",
+            format!("the bytes are not an accepted format ({})", kinds.formats()),
         ));
     };
-    let probe = state
-        .video
-        .validate_upload(&spooled.file.path, container)
-        .await?;
-    Ok(Probed::Media(probe))
-}
-
-/// Reads the image header, checks limits and structure.
-async fn validate_image(
-    state: &AppState,
-    spooled: &Spooled,
-    format: imaging::ImageFormat,
-) -> AppResult<imaging::Probe> {
-    let path = spooled.file.path.clone();
-    let l = &state.settings.limits;
-    let limits = imaging::Limits {
-        max_pixels: l.max_pixels,
-        max_side: l.max_side,
-        max_frames: l.max_frames,
+    let upload = Upload {
+        path: &spooled.file.path,
+        head: &spooled.head,
+        sha256: &spooled.sha256,
+        size: spooled.size,
+        meta,
+        caller,
     };
-    let probe = tokio::task::spawn_blocking(move || -> AppResult<imaging::Probe> {
-        let probe = imaging::probe_file(&path, format).map_err(|e| {
-            AppError::unprocessable(
-                "invalid_image",
-                format!("the image header cannot be read: {e}"),
-            )
-        })?;
-        imaging::check_limits(&probe, &limits)
-            .map_err(|e| AppError::unprocessable("image_too_large", e.to_string()))?;
-        if let Some(reason) = structure::check(&path, format).map_err(AppError::internal)? {
-            return Err(AppError::unprocessable("truncated_image", reason));
-        }
-        Ok(probe)
-    })
-    .await
-    .map_err(AppError::internal)??;
-    Ok(probe)
-}
-
-/// An upload that passed validation: its bytes, what they are, and the watermark to burn.
-struct Accepted {
-    spooled: Spooled,
-    probe: Probed,
-    watermark: Option<crate::video::watermark::BurnSpec>,
+    kind.describe(state, &upload).await
 }
 
 /// Places the bytes (unless already stored) and writes blob + item + job in one
@@ -526,23 +416,15 @@ async fn store(
     caller: &Caller,
     meta: &UploadMeta,
     tags: &[String],
-    upload: Accepted,
-    quota: &Quota,
+    mut spooled: Spooled,
+    described: Described,
 ) -> AppResult<String> {
-    let Accepted {
-        mut spooled,
-        probe,
-        watermark,
-    } = upload;
-    let described = Described::of(&probe)?;
-    // A watermarked upload is keyed by content + watermark: its derivatives differ.
-    let (dedup_key, watermark_json) = match &watermark {
-        Some(w) => (
-            w.dedup_key(&spooled.sha256)?,
-            Some(serde_json::to_string(w).map_err(AppError::internal)?),
-        ),
-        None => (spooled.sha256.clone(), None),
+    // An upload with something burned in is keyed by content + addition.
+    let dedup_key = match &described.burn_in {
+        Some(b) => b.dedup_key.clone(),
+        None => spooled.sha256.clone(),
     };
+    let burn_in = described.burn_in.as_ref().map(|b| b.json.as_str());
     let item_id = new_id();
     let tags_json = serde_json::to_string(tags).map_err(AppError::internal)?;
     let visibility = meta.visibility.unwrap_or(Visibility::Private);
@@ -560,7 +442,7 @@ async fn store(
                 let id = new_id();
                 state
                     .storage
-                    .put_file(&original_key(&id), &spooled.file.path)
+                    .put_file(&keys::original(&id), &spooled.file.path)
                     .await
                     .map_err(AppError::internal)?;
                 spooled.file.disarm();
@@ -583,18 +465,19 @@ async fn store(
                 kind: described.kind,
                 duration_ms: described.duration_ms,
                 media_info: described.media_info.as_deref(),
-                watermark: watermark_json.as_deref(),
-                content_sha256: watermark.is_some().then_some(spooled.sha256.as_str()),
+                watermark: burn_in,
+                content_sha256: burn_in.is_some().then_some(spooled.sha256.as_str()),
                 now,
             };
             if repo::insert_blob(&mut tx, &blob).await? {
                 let attempts = state.settings.worker.max_attempts;
-                let job = if described.kind == "image" {
-                    process::process_job(&blob_id, attempts)
-                } else {
-                    crate::video::process_job(&blob_id, attempts)
-                };
-                let job = state.queue.enqueue_in(&mut tx, job).await?;
+                let kind = state.media.kinds.of(described.kind).ok_or_else(|| {
+                    AppError::internal(anyhow::anyhow!("no kind {}", described.kind))
+                })?;
+                let job = state
+                    .queue
+                    .enqueue_in(&mut tx, kind.process_job(&blob_id, attempts))
+                    .await?;
                 job_id = Some(job.to_string());
             } else {
                 // An identical upload won the race: share its blob, drop our copy.
@@ -622,26 +505,25 @@ async fn store(
             job_id: job_id.as_deref(),
             now,
         };
-        if quota.remaining.is_some() {
-            if let Err(refused) = quota_in(&mut tx, state, &caller.user_id, spooled.size).await {
-                drop(tx);
-                if placed {
-                    // Never committed: remove it now rather than at the next sweep.
-                    let _ = state.storage.delete(&original_key(&blob_id)).await;
-                }
-                return Err(refused);
+        if let Err(refused) = usage::charge(&mut tx, &caller.user_id, spooled.size).await {
+            drop(tx);
+            if placed {
+                // Never committed: remove it now rather than at the next sweep.
+                let _ = state.storage.delete(&keys::original(&blob_id)).await;
             }
+            return Err(refused);
         }
         match repo::insert_item(&mut tx, &item).await {
             Ok(()) => {}
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() && !placed => continue,
             Err(e) => return Err(e.into()),
         }
+        announce(state, &mut tx, &item_id).await?;
         tx.commit().await?;
         if placed && blob_for_item != blob_id {
             // The item is saved: a failure here must not turn into an error the client
             // would retry. The GC sweep collects the unused copy.
-            if let Err(e) = state.storage.delete(&original_key(&blob_id)).await {
+            if let Err(e) = state.storage.delete(&keys::original(&blob_id)).await {
                 tracing::warn!(error = %e, blob_id, "could not remove a duplicate upload copy");
             }
         }
@@ -653,53 +535,24 @@ async fn store(
     )))
 }
 
-/// The blob columns an upload fills in, for any kind of media.
-struct Described {
-    kind: &'static str,
-    format: &'static str,
-    width: i64,
-    height: i64,
-    frames: i64,
-    duration_ms: Option<i64>,
-    media_info: Option<String>,
-}
-
-impl Described {
-    fn of(probed: &Probed) -> AppResult<Described> {
-        Ok(match probed {
-            Probed::Image(p) => Described {
-                kind: "image",
-                format: p.format.as_str(),
-                width: p.width as i64,
-                height: p.height as i64,
-                frames: p.frames as i64,
-                duration_ms: None,
-                media_info: None,
-            },
-            Probed::Media(p) => {
-                let (width, height) = p.video.as_ref().map_or((0, 0), |v| {
-                    // Stored as shown on screen: a portrait phone clip is portrait.
-                    if v.rotation % 180 == 0 {
-                        (v.width, v.height)
-                    } else {
-                        (v.height, v.width)
-                    }
-                });
-                let fps = p.video.as_ref().map_or(0.0, |v| v.fps);
-                Described {
-                    kind: if p.video.is_some() { "video" } else { "audio" },
-                    format: crate::video::format_name(p.container),
-                    width: i64::from(width),
-                    height: i64::from(height),
-                    frames: (p.duration_secs * fps).round() as i64,
-                    duration_ms: Some((p.duration_secs * 1000.0).round() as i64),
-                    media_info: Some(serde_json::to_string(p).map_err(AppError::internal)?),
-                }
-            }
-        })
+/// `media.created`, and at once `media.ready` or `media.failed` when the item shares a
+/// blob that was already processed.
+async fn announce(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    item_id: &str,
+) -> AppResult<()> {
+    let row = repo::item_on(conn, item_id, "")
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the new item is not there")))?;
+    let settled = match row.status.as_str() {
+        "ready" => Some("media.ready"),
+        "failed" => Some("media.failed"),
+        _ => None,
+    };
+    changes::emit(state, conn, "media.created", vec![row.clone()]).await?;
+    if let Some(kind) = settled {
+        changes::emit(state, conn, kind, vec![row]).await?;
     }
-}
-
-pub fn original_key(blob_id: &str) -> String {
-    format!("originals/{blob_id}")
+    Ok(())
 }

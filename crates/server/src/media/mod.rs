@@ -1,276 +1,165 @@
-//! Media items: upload (ingest), the item API, background processing, delivery and GC.
+//! Media items: upload (ingest), the item API, background processing, delivery, jobs and
+//! GC, with the registry of media kinds (images are media's own; video registers its
+//! kinds). Other domains learn of changes through `media.*` events.
 
+pub mod access;
 mod cache;
-pub(crate) mod delivery;
-pub(crate) mod gc;
-pub(crate) mod ingest;
+pub mod changes;
+pub mod delivery;
+pub mod gc;
+mod image;
+pub mod ingest;
+pub mod item;
+pub mod jobs;
+pub mod kinds;
 pub(crate) mod process;
+mod reactions;
 pub mod repo;
+pub mod settings;
 pub(crate) mod similar;
 mod structure;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use futures::future::BoxFuture;
+use queue::Periodic;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
+use crate::domain::{Domain, Job};
 use crate::identity::{Caller, Deleter, Viewer, Writer};
+use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
+use crate::kernel::outbox::feed::Listener;
+use crate::kernel::outbox::relay::Subscriber;
+use crate::kernel::paging::Page;
+use crate::settings::Settings;
 use crate::AppState;
+pub use access::{can_read, readable_item, writable_item};
 pub use cache::DeliveryCache;
-pub use gc::{gc_sweep_job, GcBlobHandler, GcSweepHandler, GC_BLOB, GC_SWEEP};
-pub use process::{ProcessImageHandler, PROCESS_IMAGE};
-use repo::{ItemRow, VariantRow};
+pub use item::{item_json, items_json, MediaItem, Playback, RenditionInfo, Variant, Visibility};
 pub use similar::SimilarIndex;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/media",
-            post(ingest::upload_media)
-                .get(list_media)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/v1/media/{id}",
-            get(get_media).patch(update_media).delete(delete_media),
-        )
-        .route("/api/v1/media/{id}/similar", get(similar::similar_media))
-        .route("/media/{id}/{file}", get(delivery::get_file))
-}
+/// The media domain's registration.
+pub struct Media;
 
-/// Who may see an item: `private` (owner and admins), `unlisted` (anyone with the
-/// link), `public` (anyone; listed in public places in later features).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    Private,
-    Unlisted,
-    Public,
-}
-
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Private => "private",
-            Visibility::Unlisted => "unlisted",
-            Visibility::Public => "public",
-        }
+impl Domain for Media {
+    fn name(&self) -> &'static str {
+        "media"
     }
-    fn parse(s: &str) -> Visibility {
-        match s {
-            "public" => Visibility::Public,
-            "unlisted" => Visibility::Unlisted,
-            _ => Visibility::Private,
-        }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        // Uploads stream their own bodies under `limits.max_upload_bytes`.
+        let uploads = OpenApiRouter::new()
+            .routes(routes!(ingest::upload_media, list_media))
+            .layer(DefaultBodyLimit::disable());
+        OpenApiRouter::new()
+            .merge(uploads)
+            .routes(routes!(get_media, update_media, delete_media))
+            .routes(routes!(similar::similar_media))
+            .routes(routes!(delivery::get_file))
+            .merge(jobs::routes())
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &[
+            "media.created",
+            "media.updated",
+            "media.ready",
+            "media.failed",
+            "media.deleted",
+            "job.dead_lettered",
+        ]
+    }
+
+    fn jobs(&self, state: &AppState) -> Vec<Job> {
+        let gc = &state.settings.gc;
+        vec![
+            (
+                process::PROCESS_IMAGE,
+                Arc::new(process::ProcessImageHandler {
+                    state: state.clone(),
+                }),
+            ),
+            (
+                gc::GC_BLOB,
+                Arc::new(gc::GcBlobHandler {
+                    db: state.db.clone(),
+                    storage: state.storage.clone(),
+                }),
+            ),
+            (
+                gc::GC_SWEEP,
+                Arc::new(gc::GcSweepHandler {
+                    db: state.db.clone(),
+                    storage: state.storage.clone(),
+                    tmp_max_age: Duration::from_secs(gc.tmp_max_age_secs),
+                    orphan_min_age: Duration::from_secs(gc.orphan_min_age_secs),
+                }),
+            ),
+        ]
+    }
+
+    fn periodic(&self, settings: &Settings) -> Vec<Periodic> {
+        let every = Duration::from_secs(settings.gc.sweep_interval_secs.max(1));
+        vec![Periodic::new(gc::GC_SWEEP, every, gc::gc_sweep_job())]
+    }
+
+    fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        vec![Arc::new(reactions::DeleteAccountItems {
+            state: state.clone(),
+        })]
+    }
+
+    fn listeners(&self, state: &AppState) -> Vec<Arc<dyn Listener>> {
+        vec![Arc::new(reactions::ForgetChangedItems {
+            cache: state.media.cache.clone(),
+        })]
+    }
+
+    fn media_kinds(&self) -> Vec<Arc<dyn kinds::MediaKind>> {
+        vec![Arc::new(image::ImageKind)]
+    }
+
+    fn gauges<'a>(&self, state: &'a AppState) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok(bytes) = repo::total_bytes(&state.db).await {
+                metrics::gauge!("stored_bytes").set(bytes as f64);
+            }
+        })
     }
 }
 
-/// The one JSON shape of a media item, wherever it appears.
-#[derive(Serialize, ToSchema)]
-pub struct MediaItem {
-    pub id: String,
-    pub owner_id: String,
-    /// `image`, `video` or `audio`.
-    pub kind: String,
-    /// `processing`, `ready` or `failed`.
-    pub status: String,
-    /// Why processing failed, when it did.
-    pub error: Option<String>,
-    /// Detected from the bytes: jpeg, png, gif, webp, tiff, bmp, avif, heic; mp4, mov,
-    /// webm, mkv; mp3, m4a, ogg, wav.
-    pub format: String,
-    pub mime: String,
-    pub width: i64,
-    pub height: i64,
-    pub frames: i64,
-    /// Seconds, for video and audio.
-    pub duration: Option<f64>,
-    /// Views counted by the playback heartbeats (once per viewer per hour).
-    pub views: i64,
-    pub bytes: i64,
-    pub sha256: String,
-    pub visibility: Visibility,
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub tags: Vec<String>,
-    /// True when these exact bytes were already stored and this item shares them.
-    pub deduplicated: bool,
-    /// The processing job to poll at `/api/v1/jobs/{job_id}`.
-    pub job_id: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub original_url: String,
-    /// Image presets; for video and audio they are made from the poster frame.
-    pub variants: Vec<Variant>,
-    /// Streams of a video or audio item (absent for images).
-    pub playback: Option<Playback>,
+/// What media keeps in memory: the fixed presets, the delivery caches, the similarity
+/// index and the registry of media kinds.
+#[derive(Clone)]
+pub struct MediaState {
+    pub presets: Arc<Vec<imaging::PresetSpec>>,
+    pub cache: DeliveryCache,
+    pub similar: Arc<SimilarIndex>,
+    pub kinds: kinds::Kinds,
 }
 
-/// Where a video or audio item plays. A private item's URLs need the owner's token
-/// (`POST /api/v1/media/{id}/playback-token`) or an `Authorization` header.
-#[derive(Serialize, ToSchema)]
-pub struct Playback {
-    /// The HLS master playlist; it lists renditions as they are published.
-    pub hls_url: String,
-    /// A progressive file for players without HLS: `video.mp4`, or `audio.m4a`.
-    pub progressive_url: String,
-    /// WebVTT thumbnails track for seek previews (video only).
-    pub storyboard_url: Option<String>,
-    /// Published renditions, lowest first.
-    pub renditions: Vec<RenditionInfo>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RenditionInfo {
-    pub name: String,
-    pub width: i64,
-    pub height: i64,
-    /// Peak bits per second, as in the master playlist.
-    pub bandwidth: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Variant {
-    pub preset: String,
-    /// `webp` or `jpg`.
-    pub format: String,
-    pub width: i64,
-    pub height: i64,
-    pub bytes: i64,
-    pub url: String,
-}
-
-impl MediaItem {
-    fn build(
-        row: ItemRow,
-        variants: &[VariantRow],
-        renditions: &[crate::video::repo::RenditionSummary],
-    ) -> MediaItem {
-        let playback = (row.kind != "image").then(|| Playback {
-            hls_url: format!("/media/{}/hls/master.m3u8", row.id),
-            progressive_url: if row.kind == "audio" {
-                format!("/media/{}/audio.m4a", row.id)
-            } else {
-                format!("/media/{}/video.mp4", row.id)
-            },
-            storyboard_url: (row.kind == "video")
-                .then(|| format!("/media/{}/storyboard.vtt", row.id)),
-            renditions: renditions
-                .iter()
-                .filter(|r| r.blob_id == row.blob_id)
-                .map(|r| RenditionInfo {
-                    name: r.name.clone(),
-                    width: r.width,
-                    height: r.height,
-                    bandwidth: r.bandwidth,
-                })
-                .collect(),
-        });
-        let variants = variants
-            .iter()
-            // The proxy is an internal source for transforms, not a published variant.
-            .filter(|v| v.blob_id == row.blob_id && !imaging::is_proxy(&v.preset))
-            .map(|v| Variant {
-                url: format!("/media/{}/{}.{}", row.id, v.preset, v.format),
-                preset: v.preset.clone(),
-                format: v.format.clone(),
-                width: v.width,
-                height: v.height,
-                bytes: v.size,
-            })
-            .collect();
-        MediaItem {
-            mime: format_mime(&row.format).to_string(),
-            duration: row.duration_ms.map(|ms| ms as f64 / 1000.0),
-            views: row.views,
-            playback,
-            kind: row.kind,
-            visibility: Visibility::parse(&row.visibility),
-            tags: serde_json::from_str(&row.tags).unwrap_or_default(),
-            created_at: crate::db::rfc3339(row.created_at),
-            updated_at: crate::db::rfc3339(row.updated_at),
-            original_url: format!("/media/{}/original", row.id),
-            id: row.id,
-            owner_id: row.owner_id,
-            status: row.status,
-            error: row.error,
-            format: row.format,
-            width: row.width,
-            height: row.height,
-            frames: row.frames,
-            bytes: row.size,
-            sha256: row.sha256,
-            title: row.title,
-            description: row.description,
-            deduplicated: row.deduplicated,
-            job_id: row.job_id,
-            variants,
+impl MediaState {
+    pub fn new(settings: &Settings, kinds: Vec<Arc<dyn kinds::MediaKind>>) -> MediaState {
+        // The fixed presets every upload gets, plus the proxies transforms start from.
+        let mut presets = imaging::default_presets();
+        presets.extend(imaging::proxy_presets());
+        MediaState {
+            presets: Arc::new(presets),
+            cache: DeliveryCache::new(settings.delivery.cache_bytes),
+            similar: Arc::default(),
+            kinds: kinds::Kinds::new(kinds),
         }
     }
 }
 
-pub fn format_mime(format: &str) -> &'static str {
-    match imaging::ImageFormat::parse(format) {
-        Some(f) => f.mime(),
-        None => crate::video::container_mime(format).unwrap_or("application/octet-stream"),
-    }
-}
-
-fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
-    caller.is_admin || caller.user_id == item.owner_id
-}
-
-/// Read access: non-private items are readable by anyone, private ones by owner/admins.
-pub(crate) fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
-    item.visibility != "private"
-        || viewer
-            .0
-            .as_ref()
-            .is_some_and(|c| is_owner_or_admin(item, c))
-}
-
-/// Loads an item the viewer may read. Items it may not read do not exist for it (404),
-/// so private ids cannot be probed.
-pub(crate) async fn readable_item(
-    state: &AppState,
-    id: &str,
-    viewer: &Viewer,
-) -> AppResult<ItemRow> {
-    match repo::item(&state.db, id).await? {
-        Some(item) if can_read(&item, viewer) => Ok(item),
-        _ => Err(AppError::not_found("media item")),
-    }
-}
-
-/// Loads an item the viewer may change: 401 anonymous, 404 unreadable, 403 read-only.
-pub(crate) async fn writable_item(
-    state: &AppState,
-    id: &str,
-    viewer: &Viewer,
-) -> AppResult<(ItemRow, Caller)> {
-    let item = readable_item(state, id, viewer).await?;
-    let Some(caller) = viewer.0.clone() else {
-        return Err(AppError::unauthorized("sign in to change media"));
-    };
-    if !is_owner_or_admin(&item, &caller) {
-        return Err(AppError::forbidden(
-            "only the owner or an admin may change this item",
-        ));
-    }
-    Ok((item, caller))
-}
-
-pub(crate) async fn item_json(state: &AppState, row: ItemRow) -> AppResult<MediaItem> {
-    let blob_ids = [row.blob_id.as_str()];
-    let variants = repo::variants(&state.db, &blob_ids).await?;
-    let renditions = crate::video::repo::summaries(&state.db, &blob_ids).await?;
-    Ok(MediaItem::build(row, &variants, &renditions))
-}
-
-#[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media",
+#[utoipa::path(get, path = "/api/v1/media/{id}", tag = "media", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "media item id")),
     responses((status = 200, body = MediaItem), (status = 404, body = ErrorBody)))]
 pub async fn get_media(
@@ -283,6 +172,7 @@ pub async fn get_media(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Items per page, 1–200. Default 50.
     pub limit: Option<i64>,
@@ -299,20 +189,14 @@ pub struct MediaPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/media", tag = "media", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/media", tag = "media", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = MediaPage), (status = 401, body = ErrorBody)))]
 pub async fn list_media(
     State(state): State<AppState>,
     caller: Caller,
     AppQuery(q): AppQuery<ListQuery>,
 ) -> AppResult<Json<MediaPage>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        ));
-    }
+    let page = Page::parse(q.limit, q.cursor)?;
     let owner = match q.owner.as_deref() {
         Some(owner) if owner != caller.user_id => {
             caller.require(crate::identity::Scope::Admin)?;
@@ -320,20 +204,11 @@ pub async fn list_media(
         }
         _ => caller.user_id.as_str(),
     };
-    let mut rows = repo::items_of_owner(&state.db, owner, q.cursor.as_deref(), limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    let blob_ids: Vec<&str> = rows.iter().map(|r| r.blob_id.as_str()).collect();
-    let variants = repo::variants(&state.db, &blob_ids).await?;
-    let renditions = crate::video::repo::summaries(&state.db, &blob_ids).await?;
-    let items = rows
-        .into_iter()
-        .map(|r| MediaItem::build(r, &variants, &renditions))
-        .collect();
+    let mut rows =
+        repo::items_of_owner(&state.db, owner, page.cursor.as_deref(), page.fetch()).await?;
+    let next_cursor = page.finish(&mut rows, |r| r.id.clone());
+    let mut conn = state.db.pool.acquire().await?;
+    let items = items_json(&state, &mut conn, rows).await?;
     Ok(Json(MediaPage { items, next_cursor }))
 }
 
@@ -379,10 +254,11 @@ pub(crate) fn validate_meta(
     Ok(())
 }
 
-#[utoipa::path(patch, path = "/api/v1/media/{id}", tag = "media", request_body = UpdateMedia,
+#[utoipa::path(patch, path = "/api/v1/media/{id}", tag = "media", security(("bearer" = [])), request_body = UpdateMedia,
     params(("id" = String, Path, description = "media item id")),
     responses((status = 200, body = MediaItem), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a field is too long")))]
 pub async fn update_media(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -407,13 +283,21 @@ pub async fn update_media(
     if let Some(visibility) = patch.visibility {
         item.visibility = visibility.as_str().into();
     }
-    item.updated_at = crate::db::now_ms();
-    repo::update_item(&state.db, &item).await?;
-    state.delivery_cache.invalidate_item(&item.id).await;
-    Ok(Json(item_json(&state, item).await?))
+    item.updated_at = crate::kernel::time::now_ms();
+    let mut tx = state.db.begin_write().await?;
+    if !repo::update_item(&mut tx, &item).await? {
+        return Err(AppError::not_found("media item"));
+    }
+    let row = repo::item_on(&mut tx, &item.id, "")
+        .await?
+        .ok_or_else(|| AppError::not_found("media item"))?;
+    changes::emit(&state, &mut tx, "media.updated", vec![row.clone()]).await?;
+    tx.commit().await?;
+    state.media.cache.invalidate_item(&item.id).await;
+    Ok(Json(item_json(&state, row).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media",
+#[utoipa::path(delete, path = "/api/v1/media/{id}", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media item id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -424,16 +308,11 @@ pub async fn delete_media(
 ) -> AppResult<StatusCode> {
     let (item, _) = writable_item(&state, &id, &Viewer(Some(caller))).await?;
     let mut tx = state.db.begin_write().await?;
-    if !repo::delete_item(&mut tx, &item.id).await? {
+    if !changes::delete_item(&state, &mut tx, &item.id).await? {
         return Err(AppError::not_found("media item"));
     }
-    // The blob may be shared with other items (dedup): the GC job checks that.
-    state
-        .queue
-        .enqueue_in(&mut tx, gc::gc_blob_job(&item.blob_id))
-        .await?;
     tx.commit().await?;
-    state.delivery_cache.invalidate_item(&item.id).await;
+    state.media.cache.invalidate_item(&item.id).await;
     state.queue.notify();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,17 +1,19 @@
 //! The `process_image` job: one decode of the original → every preset in WebP and JPEG,
-//! EXIF-oriented and metadata-free, plus a perceptual hash; then the blob is `ready`.
-
-use std::sync::Arc;
+//! EXIF-oriented and metadata-free, plus a perceptual hash; then the blob is `ready` and
+//! each of its items announces `media.ready` (or `media.failed`).
 
 use bytes::Bytes;
 use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, PRIORITY_INTERACTIVE};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::ingest::original_key;
-use super::repo;
-use crate::db::{now_ms, Db};
-use crate::storage::Storage;
+use sqlx::{AnyConnection, Row};
+
+use super::{changes, repo};
+use crate::kernel::error::AppResult;
+use crate::kernel::keys;
+use crate::kernel::time::now_ms;
+use crate::AppState;
 
 pub const PROCESS_IMAGE: &str = "process_image";
 
@@ -27,15 +29,8 @@ pub fn process_job(blob_id: &str, max_attempts: u32) -> NewJob {
         .max_attempts(max_attempts.max(1))
 }
 
-pub fn variant_key(blob_id: &str, preset: &str, ext: &str) -> String {
-    format!("derivatives/{blob_id}/{preset}.{ext}")
-}
-
 pub struct ProcessImageHandler {
-    pub db: Db,
-    pub storage: Storage,
-    pub presets: Arc<Vec<imaging::PresetSpec>>,
-    pub transforms: Arc<crate::transform::TransformEngine>,
+    pub state: AppState,
 }
 
 #[async_trait::async_trait]
@@ -43,7 +38,7 @@ impl JobHandler for ProcessImageHandler {
     async fn run(&self, job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
         let payload: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let Some(blob) = repo::blob(&self.db, &payload.blob_id)
+        let Some(blob) = repo::blob(&self.state.db, &payload.blob_id)
             .await
             .map_err(retry)?
         else {
@@ -56,11 +51,11 @@ impl JobHandler for ProcessImageHandler {
         match self.render(&blob).await {
             Ok(()) => Ok(()),
             Err(JobError::Permanent(reason)) => {
-                self.mark_failed(&blob.id, &reason).await?;
+                mark_failed(&self.state, &blob.id, &reason).await?;
                 Err(JobError::Permanent(reason))
             }
             Err(JobError::Retryable(reason)) if last_attempt => {
-                self.mark_failed(&blob.id, &reason).await?;
+                mark_failed(&self.state, &blob.id, &reason).await?;
                 Err(JobError::Retryable(reason))
             }
             Err(other) => Err(other),
@@ -73,11 +68,12 @@ impl ProcessImageHandler {
         let format = imaging::ImageFormat::parse(&blob.format)
             .ok_or_else(|| JobError::Permanent(format!("unknown format {}", blob.format)))?;
         let (path, is_temp) = self
+            .state
             .storage
-            .fetch_to_path(&original_key(&blob.id))
+            .fetch_to_path(&keys::original(&blob.id))
             .await
             .map_err(retry)?;
-        let presets = self.presets.clone();
+        let presets = self.state.media.presets.clone();
         let decode_path = path.clone();
         let result = tokio::task::spawn_blocking(move || {
             imaging::process_file(&decode_path, format, &presets)
@@ -89,95 +85,139 @@ impl ProcessImageHandler {
         let processed = result
             .map_err(|e| JobError::Retryable(format!("image task panicked: {e}")))?
             .map_err(|e| JobError::Permanent(format!("the image cannot be decoded: {e}")))?;
-        let size = (processed.width, processed.height);
-        let stored = save_presets(&self.db, &self.storage, &blob.id, processed, true).await?;
-        if stored {
-            self.make_eager_presets(blob, size).await;
-        }
+        save_presets(&self.state, &blob.id, processed, true).await?;
         Ok(())
-    }
-
-    /// Transform presets marked `eager` are made now, so their first request is a hit.
-    /// A failure here only costs that first request its speed: it is logged, not fatal.
-    async fn make_eager_presets(&self, blob: &repo::BlobRow, (width, height): (u32, u32)) {
-        let Some(format) = imaging::ImageFormat::parse(&blob.format) else {
-            return;
-        };
-        let source = crate::transform::Source {
-            blob_id: blob.id.clone(),
-            format,
-            frames: blob.frames,
-            width,
-            height,
-            poster_only: false,
-        };
-        for (name, preset) in &self.transforms.presets {
-            for ext in preset.entry.eager_formats() {
-                let Some(output) = imaging::transform::TransformFormat::from_extension(ext) else {
-                    tracing::warn!(preset = %name, ext, "eager preset names an unknown format");
-                    continue;
-                };
-                if let Err(e) = self
-                    .transforms
-                    .render_preset(&source, &preset.spec, output)
-                    .await
-                {
-                    tracing::warn!(preset = %name, ext, error = ?e, "eager preset failed");
-                }
-            }
-        }
-    }
-
-    async fn mark_failed(&self, blob_id: &str, reason: &str) -> Result<(), JobError> {
-        mark_failed(&self.db, blob_id, reason).await
     }
 }
 
-/// Records that processing failed for good. A blob that is already `ready` (a video
-/// whose first rendition plays) keeps its status; the job itself says what failed.
-pub(crate) async fn mark_failed(db: &Db, blob_id: &str, reason: &str) -> Result<(), JobError> {
-    sqlx::query(
-        "UPDATE blobs SET status = 'failed', error = $1, processed_at = $2
-         WHERE id = $3 AND status <> 'ready'",
-    )
-    .bind(reason)
-    .bind(now_ms())
-    .bind(blob_id)
-    .execute(&db.pool)
-    .await
-    .map_err(retry)?;
+/// Records that processing failed for good (see [`fail_blob`]).
+pub(crate) async fn mark_failed(
+    state: &AppState,
+    blob_id: &str,
+    reason: &str,
+) -> Result<(), JobError> {
+    let mut tx = state.db.begin_write().await.map_err(retry)?;
+    fail_blob(state, &mut tx, blob_id, reason)
+        .await
+        .map_err(retry)?;
+    tx.commit().await.map_err(retry)
+}
+
+/// Marks a blob `failed` with its reason; items of a blob that was still processing
+/// announce `media.failed`. A blob that is already `ready` (a video whose first
+/// rendition plays) keeps its status; the job itself says what failed.
+pub(crate) async fn fail_blob(
+    state: &AppState,
+    conn: &mut AnyConnection,
+    blob_id: &str,
+    reason: &str,
+) -> AppResult<()> {
+    let items = repo::items_of_blob(conn, blob_id, state.db.for_update()).await?;
+    let Some(status) = blob_status(conn, blob_id).await? else {
+        return Ok(());
+    };
+    if status == "ready" {
+        return Ok(());
+    }
+    sqlx::query("UPDATE blobs SET status = 'failed', error = $1, processed_at = $2 WHERE id = $3")
+        .bind(reason)
+        .bind(now_ms())
+        .bind(blob_id)
+        .execute(&mut *conn)
+        .await?;
+    if status == "processing" {
+        let items = refreshed(conn, items).await?;
+        changes::emit(state, conn, "media.failed", items).await?;
+    }
     Ok(())
+}
+
+/// Marks a blob `ready` (a video once its first rendition is published); its items
+/// announce `media.ready`.
+pub(crate) async fn mark_ready(state: &AppState, blob_id: &str) -> Result<(), JobError> {
+    let result: AppResult<()> = async {
+        let mut tx = state.db.begin_write().await?;
+        let items = repo::items_of_blob(&mut tx, blob_id, state.db.for_update()).await?;
+        let done = sqlx::query(
+            "UPDATE blobs SET status = 'ready', error = NULL, processed_at = $1
+             WHERE id = $2 AND status <> 'ready'",
+        )
+        .bind(now_ms())
+        .bind(blob_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let items = refreshed(&mut tx, items).await?;
+            changes::emit(state, &mut tx, "media.ready", items).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    result.map_err(retry)
+}
+
+async fn blob_status(
+    conn: &mut AnyConnection,
+    blob_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let lock = match conn.backend_name() {
+        "PostgreSQL" => " FOR UPDATE",
+        _ => "",
+    };
+    let row = sqlx::query(&format!("SELECT status FROM blobs WHERE id = $1{lock}"))
+        .bind(blob_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| r.try_get("status")).transpose()
+}
+
+/// The item rows again, after this transaction changed their blob.
+async fn refreshed(
+    conn: &mut AnyConnection,
+    items: Vec<repo::ItemRow>,
+) -> Result<Vec<repo::ItemRow>, sqlx::Error> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if let Some(row) = repo::item_on(conn, &item.id, "").await? {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
 /// Stores the preset renditions and records them with the perceptual hash; with
 /// `mark_ready` the blob also becomes `ready` with the decoded size. `false` when the
 /// blob was garbage-collected meanwhile (its derivatives are then removed again).
 pub(crate) async fn save_presets(
-    db: &Db,
-    storage: &Storage,
+    state: &AppState,
     blob_id: &str,
     processed: imaging::Processed,
     mark_ready: bool,
 ) -> Result<bool, JobError> {
+    let storage = &state.storage;
     let mut rows = Vec::with_capacity(processed.renditions.len());
     for r in processed.renditions {
         let ext = r.format.extension();
         let etag = hex::encode(&Sha256::digest(&r.bytes)[..16]);
         let size = r.bytes.len() as i64;
         storage
-            .put_bytes(&variant_key(blob_id, &r.preset, ext), Bytes::from(r.bytes))
+            .put_bytes(
+                &keys::variant(blob_id, &r.preset, ext),
+                Bytes::from(r.bytes),
+            )
             .await
             .map_err(retry)?;
         rows.push((r.preset, ext, r.width as i64, r.height as i64, size, etag));
     }
     let size = (processed.width, processed.height);
-    let stored = record(db, blob_id, &rows, size, processed.phash, mark_ready)
+    let stored = record(state, blob_id, &rows, size, processed.phash, mark_ready)
         .await
         .map_err(retry)?;
     if !stored {
         // The blob was garbage-collected while we worked: do not leave derivatives.
         storage
-            .delete_prefix(&format!("derivatives/{blob_id}"))
+            .delete_prefix(&keys::derivatives(blob_id))
             .await
             .map_err(retry)?;
     }
@@ -185,14 +225,19 @@ pub(crate) async fn save_presets(
 }
 
 async fn record(
-    db: &Db,
+    state: &AppState,
     blob_id: &str,
     rows: &[(String, &str, i64, i64, i64, String)],
     (width, height): (u32, u32),
     phash: u64,
     mark_ready: bool,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
+) -> AppResult<bool> {
+    let mut tx = state.db.begin_write().await?;
+    let items = if mark_ready {
+        repo::items_of_blob(&mut tx, blob_id, state.db.for_update()).await?
+    } else {
+        Vec::new()
+    };
     // The hash is stored as the i64 with the same bits: both databases lack an unsigned
     // 64-bit type. A video keeps its own size and status; only its poster hash is set.
     let updated = if mark_ready {
@@ -235,6 +280,10 @@ async fn record(
         .bind(etag)
         .execute(&mut *tx)
         .await?;
+    }
+    if mark_ready {
+        let items = refreshed(&mut tx, items).await?;
+        changes::emit(state, &mut tx, "media.ready", items).await?;
     }
     tx.commit().await?;
     Ok(true)

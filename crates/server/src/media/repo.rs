@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Db;
+use crate::kernel::db::{fetch_in, placeholders, Db};
 
 /// A media row joined with its blob: everything the item JSON and access checks need.
 #[derive(Clone, Debug)]
@@ -42,24 +42,6 @@ pub struct VariantRow {
     pub height: i64,
     pub size: i64,
     pub etag: String,
-}
-
-/// `$first, $first+1, …` for an `IN (…)` list of `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Runs `sql`, whose one `{}` is the `IN (…)` list, with `ids` bound to it.
-pub(crate) async fn fetch_in(db: &Db, sql: &str, ids: &[&str]) -> Result<Vec<AnyRow>, sqlx::Error> {
-    let sql = sql.replacen("{}", &placeholders(1, ids.len()), 1);
-    let mut query = sqlx::query(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query.fetch_all(&db.pool).await
 }
 
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
@@ -108,14 +90,71 @@ fn variant_from_row(row: &AnyRow) -> Result<VariantRow, sqlx::Error> {
 }
 
 pub async fn item(db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
-    let sql = format!("{ITEM_SELECT} WHERE m.id = $1");
+    let mut conn = db.pool.acquire().await?;
+    item_on(&mut conn, id, "").await
+}
+
+/// An item on a given connection; `lock` ends the query (`Db::for_update`).
+pub async fn item_on(
+    conn: &mut AnyConnection,
+    id: &str,
+    lock: &str,
+) -> Result<Option<ItemRow>, sqlx::Error> {
+    let sql = format!("{ITEM_SELECT} WHERE m.id = $1{}", lock_of(lock));
     sqlx::query(&sql)
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *conn)
         .await?
         .as_ref()
         .map(item_from_row)
         .transpose()
+}
+
+/// The items of a blob; `lock` ends the query (`Db::for_update`).
+pub async fn items_of_blob(
+    conn: &mut AnyConnection,
+    blob_id: &str,
+    lock: &str,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let sql = format!(
+        "{ITEM_SELECT} WHERE m.blob_id = $1 ORDER BY m.id{}",
+        lock_of(lock)
+    );
+    sqlx::query(&sql)
+        .bind(blob_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(item_from_row)
+        .collect()
+}
+
+/// The ids of up to `limit` items of an owner, in id order; `lock` ends the query
+/// (`Db::for_update`: locked in the order every multi-row lock takes).
+pub async fn item_ids_of_owner(
+    conn: &mut AnyConnection,
+    owner: &str,
+    limit: i64,
+    lock: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!("SELECT id FROM media WHERE owner_id = $1 ORDER BY id LIMIT $2{lock}");
+    sqlx::query(&sql)
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}
+
+/// A row lock of the joined item query locks the media row only (PostgreSQL).
+fn lock_of(lock: &str) -> String {
+    if lock.is_empty() {
+        String::new()
+    } else {
+        format!("{lock} OF m")
+    }
 }
 
 /// The owner's items, newest first, strictly before `before` (an item id) when given.
@@ -177,12 +216,13 @@ pub async fn items_of_blobs(
         .collect()
 }
 
-pub async fn variants(db: &Db, blob_ids: &[&str]) -> Result<Vec<VariantRow>, sqlx::Error> {
-    if blob_ids.is_empty() {
-        return Ok(Vec::new());
-    }
+/// The variants of these blobs, on the pool or on a transaction's connection.
+pub async fn variants<'c>(
+    exec: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    blob_ids: &[&str],
+) -> Result<Vec<VariantRow>, sqlx::Error> {
     let rows = fetch_in(
-        db,
+        exec,
         "SELECT * FROM variants WHERE blob_id IN ({}) ORDER BY blob_id, preset, format",
         blob_ids,
     )
@@ -340,8 +380,9 @@ pub async fn insert_item(conn: &mut AnyConnection, m: &NewItem<'_>) -> Result<()
     Ok(())
 }
 
-pub async fn update_item(db: &Db, item: &ItemRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Writes the editable fields; `false` when the item is gone.
+pub async fn update_item(conn: &mut AnyConnection, item: &ItemRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE media SET title = $1, description = $2, tags = $3, visibility = $4, updated_at = $5
          WHERE id = $6",
     )
@@ -351,9 +392,9 @@ pub async fn update_item(db: &Db, item: &ItemRow) -> Result<(), sqlx::Error> {
     .bind(&item.visibility)
     .bind(item.updated_at)
     .bind(&item.id)
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn delete_item(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
@@ -378,10 +419,7 @@ pub async fn orphan_blobs(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Erro
 
 /// Which of `ids` have a blob row.
 pub async fn existing_blob_ids(db: &Db, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = fetch_in(db, "SELECT id FROM blobs WHERE id IN ({})", ids).await?;
+    let rows = fetch_in(&db.pool, "SELECT id FROM blobs WHERE id IN ({})", ids).await?;
     rows.iter().map(|r| r.try_get("id")).collect()
 }
 
@@ -395,6 +433,54 @@ pub async fn delete_blob_if_orphan(db: &Db, id: &str) -> Result<bool, sqlx::Erro
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether the blob still exists, locking it (PostgreSQL: `FOR SHARE`) so it cannot be
+/// collected before the caller's transaction commits what it publishes for it.
+pub async fn blob_exists(conn: &mut AnyConnection, blob_id: &str) -> Result<bool, sqlx::Error> {
+    let lock = match conn.backend_name() {
+        "PostgreSQL" => " FOR SHARE",
+        _ => "",
+    };
+    let row = sqlx::query(&format!("SELECT 1 FROM blobs WHERE id = $1{lock}"))
+        .bind(blob_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// The item's view count, first adding one when `count` (a view was counted).
+pub async fn views(conn: &mut AnyConnection, id: &str, count: bool) -> Result<i64, sqlx::Error> {
+    if count {
+        sqlx::query("UPDATE media SET views = views + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query_scalar("SELECT views FROM media WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Whether any preset of the blob is stored (a video's poster was processed).
+pub async fn has_variants(db: &Db, blob_id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM variants WHERE blob_id = $1 LIMIT 1")
+        .bind(blob_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// What the upload's probe found about a video or audio blob, as JSON.
+pub async fn media_info(db: &Db, blob_id: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT media_info FROM blobs WHERE id = $1")
+            .bind(blob_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .flatten(),
+    )
 }
 
 pub async fn total_bytes(db: &Db) -> Result<i64, sqlx::Error> {

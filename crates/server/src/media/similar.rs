@@ -17,9 +17,9 @@ use tokio::sync::RwLock;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{readable_item, repo, MediaItem};
-use crate::db::Db;
-use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::identity::Viewer;
+use crate::kernel::db::Db;
+use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::AppState;
 
 /// A BK-tree over 64-bit hashes under the Hamming distance. Written here because the
@@ -142,6 +142,7 @@ impl SimilarIndex {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SimilarQuery {
     /// Largest Hamming distance between 64-bit perceptual hashes, 0–20. Default 10.
     pub max_distance: Option<u32>,
@@ -161,7 +162,7 @@ pub struct SimilarPage {
     pub items: Vec<SimilarItem>,
 }
 
-#[utoipa::path(get, path = "/api/v1/media/{id}/similar", tag = "media", params(("id" = String, Path, description = "media item id"), SimilarQuery),
+#[utoipa::path(get, path = "/api/v1/media/{id}/similar", tag = "media", security((), ("bearer" = [])), params(("id" = String, Path, description = "media item id"), SimilarQuery),
     responses((status = 200, body = SimilarPage), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the item is not processed yet")))]
 pub async fn similar_media(
@@ -189,8 +190,8 @@ pub async fn similar_media(
             "the item has not been processed yet",
         ));
     };
-    state.similar.refresh(&state.db).await?;
-    let mut hits = state.similar.query(phash as u64, max).await;
+    state.media.similar.refresh(&state.db).await?;
+    let mut hits = state.media.similar.query(phash as u64, max).await;
     hits.sort_by_key(|(_, d)| *d);
     let caller = viewer.0.as_ref().map(|c| c.user_id.as_str()).unwrap_or("");
     let is_admin = viewer.0.as_ref().is_some_and(|c| c.is_admin);

@@ -19,13 +19,14 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::signing::Signer;
-use crate::db::{now_ms, Db};
-use crate::error::AppError;
-use crate::media::ingest::original_key;
+use super::settings::{PresetEntry, WatermarkSettings};
+use crate::kernel::db::Db;
+use crate::kernel::error::AppError;
+use crate::kernel::keys;
+use crate::kernel::storage::Storage;
+use crate::kernel::time::now_ms;
 use crate::media::repo;
-use crate::settings::{PresetEntry, Settings, WatermarkSettings};
-use crate::storage::Storage;
+use crate::settings::Settings;
 
 /// A named preset, parsed once at start.
 pub struct Preset {
@@ -72,7 +73,6 @@ impl Drop for TempPath {
 pub struct TransformEngine {
     pub presets: BTreeMap<String, Preset>,
     pub watermarks: BTreeMap<String, WatermarkSettings>,
-    pub signer: Signer,
     pub max_url_ttl_secs: u64,
     pool: Arc<Semaphore>,
     waiting: AtomicUsize,
@@ -89,12 +89,7 @@ pub struct TransformEngine {
 }
 
 impl TransformEngine {
-    pub fn new(
-        settings: &Settings,
-        db: Db,
-        storage: Storage,
-        fallback_key: Vec<u8>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, db: Db, storage: Storage) -> anyhow::Result<Self> {
         let t = &settings.transform;
         let mut presets = BTreeMap::new();
         for (name, entry) in &t.presets {
@@ -123,13 +118,6 @@ impl TransformEngine {
         Ok(TransformEngine {
             presets,
             watermarks: t.watermarks.clone(),
-            signer: Signer::new(
-                t.signing_keys
-                    .iter()
-                    .map(|k| k.expose().as_bytes().to_vec())
-                    .collect(),
-                fallback_key,
-            ),
             max_url_ttl_secs: t.max_url_ttl_secs,
             pool: Arc::new(Semaphore::new(t.concurrency.max(1))),
             waiting: AtomicUsize::new(0),
@@ -184,11 +172,7 @@ impl TransformEngine {
         hasher.update(b"\n");
         hasher.update(wm.map_or("", |w| w.fingerprint.as_str()).as_bytes());
         let hash = hex::encode(&hasher.finalize()[..16]);
-        let key = format!(
-            "derivatives/{}/t/{hash}.{}",
-            source.blob_id,
-            format.extension()
-        );
+        let key = keys::transform_result(&source.blob_id, &hash, format.extension());
         (key, hash)
     }
 
@@ -314,7 +298,7 @@ impl TransformEngine {
         if source.poster_only {
             return self.poster_input(source, spec).await;
         }
-        let original = (original_key(&source.blob_id), None);
+        let original = (keys::original(&source.blob_id), None);
         let animated_out = source.frames > 1
             && spec.frame.is_none()
             && matches!(format, TransformFormat::Gif | TransformFormat::Webp);
@@ -338,7 +322,7 @@ impl TransformEngine {
             if fits(w, proxy.width) && fits(h, proxy.height) {
                 metrics::counter!("transforms_from_proxy_total").increment(1);
                 self.from_proxy.fetch_add(1, Ordering::Relaxed);
-                let key = format!("derivatives/{}/{name}.jpg", source.blob_id);
+                let key = keys::variant(&source.blob_id, name, "jpg");
                 return Ok((key, Some((source.width, source.height))));
             }
         }
@@ -363,7 +347,7 @@ impl TransformEngine {
             let Some(proxy) = repo::variant(&self.db, &source.blob_id, name, "jpg").await? else {
                 continue;
             };
-            let key = format!("derivatives/{}/{name}.jpg", source.blob_id);
+            let key = keys::variant(&source.blob_id, name, "jpg");
             let resize_only = spec.crop.is_none() && (want.0.is_some() || want.1.is_some());
             if resize_only && fits(want.0, proxy.width) && fits(want.1, proxy.height) {
                 // Audio items have no frame size: their waveform is the whole picture.
@@ -481,7 +465,7 @@ impl TransformEngine {
             };
             let (path, is_temp) = self
                 .storage
-                .fetch_to_path(&original_key(&media.blob_id))
+                .fetch_to_path(&keys::original(&media.blob_id))
                 .await
                 .map_err(AppError::internal)?;
             public = media_public;

@@ -1,14 +1,15 @@
 //! On-the-fly transforms: `GET /img/{id}/{ops}.{ext}` and the minting of expiring
 //! signed URLs for them.
 
+mod eager;
 mod engine;
+pub mod settings;
 pub mod signing;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use imaging::transform::{TransformFormat, TransformSpec};
 use imaging::ImageFormat;
 use serde::{Deserialize, Serialize};
@@ -16,16 +17,90 @@ use utoipa::ToSchema;
 
 pub use engine::{Source, TransformEngine, Watermark};
 
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::domain::{Domain, Job};
 use crate::identity::{Viewer, Writer};
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::outbox::relay::Subscriber;
 use crate::media::repo::ItemRow;
 use crate::media::{can_read, delivery};
+use crate::settings::Settings;
 use crate::AppState;
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, PRIORITY_BATCH};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/img/{id}/{file}", get(get_transform))
-        .route("/api/v1/media/{id}/signed-url", post(create_signed_url))
+/// The transform domain's registration.
+pub struct Transform;
+
+const TRANSFORM_GC: &str = "transform_gc";
+
+impl Domain for Transform {
+    fn name(&self) -> &'static str {
+        "transform"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .routes(routes!(get_transform))
+            .routes(routes!(create_signed_url))
+    }
+
+    fn jobs(&self, state: &AppState) -> Vec<Job> {
+        vec![
+            (
+                TRANSFORM_GC,
+                Arc::new(TransformGcHandler {
+                    engine: state.transform.clone(),
+                }),
+            ),
+            (
+                eager::EAGER_PRESETS,
+                Arc::new(eager::EagerPresetsHandler {
+                    db: state.db.clone(),
+                    engine: state.transform.clone(),
+                }),
+            ),
+        ]
+    }
+
+    fn periodic(&self, settings: &Settings) -> Vec<Periodic> {
+        let every = Duration::from_secs(settings.gc.sweep_interval_secs.max(1));
+        let job = NewJob::new(TRANSFORM_GC, serde_json::json!({})).priority(PRIORITY_BATCH);
+        vec![Periodic::new(TRANSFORM_GC, every, job)]
+    }
+
+    fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        let any_eager =
+            (state.transform.presets.values()).any(|p| !p.entry.eager_formats().is_empty());
+        if !any_eager {
+            return Vec::new();
+        }
+        vec![Arc::new(eager::QueueEagerPresets {
+            queue: state.queue.clone(),
+        })]
+    }
+}
+
+/// Removes stored transform results not requested for `transform.unused_days`.
+struct TransformGcHandler {
+    engine: Arc<TransformEngine>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for TransformGcHandler {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let removed = self
+            .engine
+            .remove_unused()
+            .await
+            .map_err(JobError::retryable)?;
+        if removed > 0 {
+            tracing::info!(removed, "removed unused transform results");
+        }
+        Ok(())
+    }
 }
 
 /// A parsed transform request: options expanded and canonical, output format chosen.
@@ -41,7 +116,7 @@ struct Request {
 }
 
 fn parse_request(state: &AppState, file: &str, headers: &HeaderMap) -> AppResult<Request> {
-    let engine = &state.transforms;
+    let engine = &state.transform;
     let (ops, ext) = file.rsplit_once('.').ok_or_else(|| {
         AppError::bad_request("invalid_transform", "expected /img/{id}/{options}.{format}")
     })?;
@@ -94,7 +169,7 @@ fn check_signature(
     req: &Request,
     query: Option<&str>,
 ) -> AppResult<bool> {
-    let signer = &state.transforms.signer;
+    let signer = &state.keyring;
     let sig = signing::parse_query(query)?;
     let valid = match &sig.sig {
         Some(s) => signer.verify(&signing::message(id, &req.canonical, &req.ext, sig.exp), s),
@@ -107,14 +182,14 @@ fn check_signature(
         if !valid {
             return Err(signing::invalid_signature());
         }
-        if exp < crate::db::now_ms() / 1000 {
+        if exp < crate::kernel::time::now_ms() / 1000 {
             return Err(AppError::forbidden_code(
                 "signature_expired",
                 "this signed URL has expired",
             ));
         }
     }
-    if signer.required && !valid && !req.public_preset {
+    if signer.configured && !valid && !req.public_preset {
         return Err(AppError::forbidden_code(
             "signature_required",
             "transform URLs on this server must be signed (`?s=`)",
@@ -123,7 +198,7 @@ fn check_signature(
     Ok(valid && sig.exp.is_some())
 }
 
-#[utoipa::path(get, path = "/img/{id}/{file}", tag = "transforms",
+#[utoipa::path(get, path = "/img/{id}/{file}", tag = "transforms", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "media item id"),
         ("file" = String, Path, description = "`{options}.{jpg|png|webp|avif|gif|auto}`, options like `w_300,h_200,fit_cover,g_smart` or `p_NAME`"),
         ("exp" = Option<i64>, Query, description = "expiry (Unix seconds) of a minted URL; comes before `s`"),
@@ -143,7 +218,7 @@ pub async fn get_transform(
 ) -> AppResult<Response> {
     let req = parse_request(&state, &file, &headers)?;
     let capability = check_signature(&state, &id, &req, query.as_deref())?;
-    let item = match state.delivery_cache.item(&state.db, &id).await? {
+    let item = match state.media.cache.item(&state.db, &id).await? {
         Some(item) if capability || can_read(&item, &viewer) => item,
         _ => return Err(AppError::not_found("media item")),
     };
@@ -151,7 +226,7 @@ pub async fn get_transform(
     let watermark = match &req.spec.watermark {
         Some(wm) => Some(
             state
-                .transforms
+                .transform
                 .watermark(&wm.name, async |mid| {
                     readable_source(&state, &viewer, mid).await
                 })
@@ -162,7 +237,7 @@ pub async fn get_transform(
     let (key, etag) =
         TransformEngine::result_key(&source, &req.canonical, req.format, watermark.as_ref());
     let rendered = state
-        .transforms
+        .transform
         .render(&source, &req.spec, req.format, watermark.as_ref(), &key)
         .await;
     let watermark_public = watermark.as_ref().is_none_or(|w| w.public);
@@ -189,7 +264,7 @@ pub async fn get_transform(
     Ok(response)
 }
 
-fn source_of(item: &ItemRow) -> AppResult<Source> {
+pub(crate) fn source_of(item: &ItemRow) -> AppResult<Source> {
     let poster_only = item.kind != "image";
     let format = if poster_only {
         ImageFormat::Jpeg
@@ -214,7 +289,7 @@ async fn readable_source(
     viewer: &Viewer,
     media_id: &str,
 ) -> AppResult<Option<(Source, bool)>> {
-    match state.delivery_cache.item(&state.db, media_id).await? {
+    match state.media.cache.item(&state.db, media_id).await? {
         Some(item) if can_read(&item, viewer) => {
             Ok(Some((source_of(&item)?, item.visibility == "public")))
         }
@@ -239,7 +314,7 @@ pub struct SignedUrl {
     pub expires_at: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/media/{id}/signed-url", tag = "transforms", request_body = SignedUrlRequest,
+#[utoipa::path(post, path = "/api/v1/media/{id}/signed-url", tag = "transforms", security(("bearer" = [])), request_body = SignedUrlRequest,
     params(("id" = String, Path, description = "media item id")),
     responses((status = 200, body = SignedUrl), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -254,23 +329,21 @@ pub async fn create_signed_url(
     let ext = body.format.unwrap_or_else(|| "auto".into());
     let req = parse_request(&state, &format!("{}.{ext}", body.ops), &HeaderMap::new())?;
     let ttl = body.ttl_secs.unwrap_or(3600);
-    if ttl == 0 || ttl > state.transforms.max_url_ttl_secs {
+    if ttl == 0 || ttl > state.transform.max_url_ttl_secs {
         return Err(AppError::unprocessable(
             "invalid_ttl",
             format!(
                 "ttl_secs must be between 1 and {}",
-                state.transforms.max_url_ttl_secs
+                state.transform.max_url_ttl_secs
             ),
         ));
     }
-    let exp = crate::db::now_ms() / 1000 + ttl as i64;
-    let signature =
-        state
-            .transforms
-            .signer
-            .sign(&signing::message(&id, &req.canonical, &ext, Some(exp)));
+    let exp = crate::kernel::time::now_ms() / 1000 + ttl as i64;
+    let signature = state
+        .keyring
+        .sign(&signing::message(&id, &req.canonical, &ext, Some(exp)));
     Ok(Json(SignedUrl {
         url: format!("/img/{id}/{}.{ext}?exp={exp}&s={signature}", body.ops),
-        expires_at: crate::db::rfc3339(exp * 1000),
+        expires_at: crate::kernel::time::rfc3339(exp * 1000),
     }))
 }

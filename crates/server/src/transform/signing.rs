@@ -1,53 +1,8 @@
-//! Signed transform URLs: `?s=` is HMAC-SHA256 (base64url) over the canonical path, and
-//! `?exp=…&s=…` over the path plus the expiry. Several keys verify at once (rotation),
-//! comparisons are constant-time, and the signature is found by its position (the last
-//! parameter), never by searching and replacing in the URL.
+//! Signed transform URLs: `?s=` is the keyring's HMAC over the canonical path, and
+//! `?exp=…&s=…` over the path plus the expiry. The signature is found by its position
+//! (the last parameter), never by searching and replacing in the URL.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::error::AppError;
-
-type HmacSha256 = Hmac<Sha256>;
-
-pub struct Signer {
-    keys: Vec<Vec<u8>>,
-    /// Whether every `/img` URL must be signed (keys were configured).
-    pub required: bool,
-}
-
-impl Signer {
-    /// `configured` keys sign and verify; without any, `fallback` (a key generated into the
-    /// data dir) still signs the expiring URLs owners mint, and unsigned URLs stay allowed.
-    pub fn new(configured: Vec<Vec<u8>>, fallback: Vec<u8>) -> Signer {
-        let required = !configured.is_empty();
-        let keys = if required { configured } else { vec![fallback] };
-        Signer { keys, required }
-    }
-
-    fn mac(key: &[u8]) -> HmacSha256 {
-        HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
-    }
-
-    pub fn sign(&self, message: &str) -> String {
-        let mut mac = Self::mac(&self.keys[0]);
-        mac.update(message.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    }
-
-    pub fn verify(&self, message: &str, signature: &str) -> bool {
-        let Ok(raw) = URL_SAFE_NO_PAD.decode(signature) else {
-            return false;
-        };
-        self.keys.iter().any(|key| {
-            let mut mac = Self::mac(key);
-            mac.update(message.as_bytes());
-            mac.verify_slice(&raw).is_ok()
-        })
-    }
-}
+use crate::kernel::error::AppError;
 
 /// The signing parameters of a transform URL.
 #[derive(Debug, Default, PartialEq)]
@@ -112,17 +67,6 @@ pub fn invalid_signature() -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_verify_with_any_active_key_and_only_for_their_message() {
-        let old = Signer::new(vec![b"old-key".to_vec()], vec![]);
-        let rotated = Signer::new(vec![b"new-key".to_vec(), b"old-key".to_vec()], vec![]);
-        let sig = old.sign("/img/a/w_10.jpg");
-        assert!(rotated.verify("/img/a/w_10.jpg", &sig));
-        assert!(!rotated.verify("/img/a/w_11.jpg", &sig));
-        assert!(!Signer::new(vec![b"new-key".to_vec()], vec![]).verify("/img/a/w_10.jpg", &sig));
-        assert!(!old.verify("/img/a/w_10.jpg", "not base64!"));
-    }
 
     #[test]
     fn the_signature_is_the_last_parameter_and_appears_once() {

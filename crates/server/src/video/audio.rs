@@ -2,8 +2,6 @@
 //! queues an `extract_audio` job (or answers at once when the file exists); the result
 //! is served at `/media/{id}/audio.{ext}` like any other file of the item.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,12 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::job::{publish_file, retry, video_error, ProgressReporter};
-use super::{container_of, repo, VideoEngine};
-use crate::db::Db;
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use super::{container_of, repo};
 use crate::identity::{Viewer, Writer};
-use crate::media::ingest::original_key;
-use crate::storage::Storage;
+use crate::kernel::db::Db;
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::keys;
 use crate::AppState;
 
 pub const EXTRACT_AUDIO: &str = "extract_audio";
@@ -46,7 +43,7 @@ struct Payload {
     format: video::AudioFormat,
 }
 
-#[utoipa::path(post, path = "/api/v1/media/{id}/audio", tag = "media",
+#[utoipa::path(post, path = "/api/v1/media/{id}/audio", tag = "media", security(("bearer" = [])),
     params(("id" = String, Path, description = "media item id")),
     request_body = AudioRequest,
     responses((status = 200, body = AudioExport, description = "already extracted"),
@@ -109,11 +106,7 @@ pub async fn request_audio(
 
 /// Whether ffprobe found an audio stream when the blob was uploaded.
 async fn has_audio(db: &Db, blob_id: &str) -> AppResult<bool> {
-    let info: Option<String> = sqlx::query_scalar("SELECT media_info FROM blobs WHERE id = $1")
-        .bind(blob_id)
-        .fetch_optional(&db.pool)
-        .await?
-        .flatten();
+    let info = crate::media::repo::media_info(db, blob_id).await?;
     let info: serde_json::Value = info
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
@@ -121,9 +114,7 @@ async fn has_audio(db: &Db, blob_id: &str) -> AppResult<bool> {
 }
 
 pub struct ExtractAudioHandler {
-    pub db: Db,
-    pub storage: Storage,
-    pub video: Arc<VideoEngine>,
+    pub state: AppState,
 }
 
 #[async_trait::async_trait]
@@ -131,7 +122,7 @@ impl JobHandler for ExtractAudioHandler {
     async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
         let payload: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let blob = crate::media::repo::blob(&self.db, &payload.blob_id)
+        let blob = crate::media::repo::blob(&self.state.db, &payload.blob_id)
             .await
             .map_err(retry)?;
         let Some(blob) = blob else {
@@ -141,11 +132,12 @@ impl JobHandler for ExtractAudioHandler {
             .ok_or_else(|| JobError::Permanent(format!("unknown container {}", blob.format)))?;
         let dir = tempfile::Builder::new()
             .prefix("audio-")
-            .tempdir_in(self.storage.tmp_dir())
+            .tempdir_in(self.state.storage.tmp_dir())
             .map_err(retry)?;
         let (path, is_temp) = self
+            .state
             .storage
-            .fetch_to_path(&original_key(&payload.blob_id))
+            .fetch_to_path(&keys::original(&payload.blob_id))
             .await
             .map_err(retry)?;
         let progress = ProgressReporter::start(ctx);
@@ -169,7 +161,7 @@ impl ExtractAudioHandler {
         dir: &std::path::Path,
         progress: &ProgressReporter,
     ) -> Result<(), JobError> {
-        let probe = video::probe(path, container, &self.video.limits)
+        let probe = video::probe(path, container, &self.state.video.limits)
             .await
             .map_err(|e| JobError::Permanent(format!("the file cannot be read: {e}")))?;
         let input = video::Input {
@@ -180,7 +172,8 @@ impl ExtractAudioHandler {
         let ext = payload.format.extension();
         let out = dir.join(format!("audio.{ext}"));
         let part = progress.part(0.0, 1.0);
-        self.video
+        self.state
+            .video
             .runner
             .extract_audio(&input, payload.format, &out, &progress.cancel, &part)
             .await
@@ -191,8 +184,8 @@ impl ExtractAudioHandler {
         let name = format!("audio.{ext}");
         let mime = payload.format.mime();
         publish_file(
-            &self.db,
-            &self.storage,
+            &self.state.db,
+            &self.state.storage,
             &payload.blob_id,
             &name,
             &out,

@@ -6,24 +6,21 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::repo;
-use super::token::with_token;
-use crate::error::{AppError, AppResult};
+use crate::kernel::error::{AppError, AppResult};
+use crate::media::access::with_token;
 use crate::media::delivery::Target;
 use crate::media::repo::ItemRow;
 use crate::AppState;
 
 /// Names served from `blob_files`; anything else is left to the image presets.
-fn is_file_name(file: &str) -> bool {
-    matches!(
-        file,
-        "storyboard.vtt"
-            | "storyboard.jpg"
-            | "video.mp4"
-            | "audio.m4a"
-            | "audio.mp3"
-            | "audio.opus"
-    )
-}
+pub const NAMES: &[&str] = &[
+    "storyboard.vtt",
+    "storyboard.jpg",
+    "video.mp4",
+    "audio.m4a",
+    "audio.mp3",
+    "audio.opus",
+];
 
 /// `Ok(None)` when `file` is not one of these names; 404 when it is but is not made (yet).
 pub(crate) async fn file_target(
@@ -32,7 +29,7 @@ pub(crate) async fn file_target(
     file: &str,
     token: Option<&str>,
 ) -> AppResult<Option<Target>> {
-    if item.kind == "image" || !is_file_name(file) {
+    if item.kind == "image" || !NAMES.contains(&file) {
         return Ok(None);
     }
     let stored_name = if file == "storyboard.vtt" {

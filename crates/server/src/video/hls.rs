@@ -10,18 +10,18 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::repo::{self, RenditionRow};
-use super::token::{playable, with_token, TokenQuery};
-use crate::error::{AppError, AppQuery, AppResult};
 use crate::identity::Viewer;
+use crate::kernel::error::{AppError, AppQuery, AppResult};
+use crate::media::access::{playable, with_token, TokenQuery};
 use crate::media::delivery::{respond, Target};
 use crate::AppState;
 
 const PLAYLIST_MIME: &str = "application/vnd.apple.mpegurl";
 
-#[utoipa::path(get, path = "/media/{id}/hls/master.m3u8", tag = "playback",
+#[utoipa::path(get, path = "/media/{id}/hls/master.m3u8", tag = "playback", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "media item id"), TokenQuery),
     responses((status = 200, description = "the master playlist"),
-        (status = 404, body = crate::error::ErrorBody, description = "unknown, unreadable, or nothing playable yet")))]
+        (status = 404, body = crate::kernel::error::ErrorBody, description = "unknown, unreadable, or nothing playable yet")))]
 pub async fn master_playlist(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -69,12 +69,12 @@ fn master(renditions: &[RenditionRow], token: Option<&str>) -> String {
     out
 }
 
-#[utoipa::path(get, path = "/media/{id}/hls/{rendition}/{file}", tag = "playback",
+#[utoipa::path(get, path = "/media/{id}/hls/{rendition}/{file}", tag = "playback", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "media item id"),
         ("rendition" = String, Path, description = "rendition name such as `360p`"),
         ("file" = String, Path, description = "`index.m3u8`, `init.mp4` or a segment"), TokenQuery),
     responses((status = 200, description = "the playlist or segment"), (status = 206, description = "a byte range"),
-        (status = 404, body = crate::error::ErrorBody)))]
+        (status = 404, body = crate::kernel::error::ErrorBody)))]
 pub async fn rendition_file(
     State(state): State<AppState>,
     viewer: Viewer,

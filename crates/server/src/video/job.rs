@@ -16,15 +16,16 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::container_of;
 use super::repo::{self, FileRow, RenditionRow};
 use super::watermark::BurnSpec;
-use super::{container_of, VideoEngine};
-use crate::db::{now_ms, Db};
-use crate::media::ingest::original_key;
-use crate::media::process::{mark_failed, save_presets};
+use crate::kernel::db::Db;
+use crate::kernel::keys;
+use crate::kernel::storage::Storage;
+use crate::kernel::time::now_ms;
+use crate::media::process::{mark_failed, mark_ready, save_presets};
 use crate::media::repo::{self as media_repo, BlobRow};
-use crate::settings::VideoSettings;
-use crate::storage::Storage;
+use crate::AppState;
 
 pub const PROCESS_VIDEO: &str = "process_video";
 /// Below image processing (a photo's thumbnails should not wait behind a film), above
@@ -44,11 +45,7 @@ pub fn process_job(blob_id: &str, max_attempts: u32) -> NewJob {
 }
 
 pub struct ProcessVideoHandler {
-    pub db: Db,
-    pub storage: Storage,
-    pub presets: Arc<Vec<imaging::PresetSpec>>,
-    pub video: Arc<VideoEngine>,
-    pub settings: VideoSettings,
+    pub state: AppState,
 }
 
 #[async_trait::async_trait]
@@ -56,7 +53,7 @@ impl JobHandler for ProcessVideoHandler {
     async fn run(&self, job: &ClaimedJob, ctx: &JobContext) -> Result<(), JobError> {
         let payload: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let Some(blob) = media_repo::blob(&self.db, &payload.blob_id)
+        let Some(blob) = media_repo::blob(&self.state.db, &payload.blob_id)
             .await
             .map_err(retry)?
         else {
@@ -69,11 +66,11 @@ impl JobHandler for ProcessVideoHandler {
         match result {
             Ok(()) => Ok(()),
             Err(JobError::Permanent(reason)) => {
-                mark_failed(&self.db, &blob.id, &reason).await?;
+                mark_failed(&self.state, &blob.id, &reason).await?;
                 Err(JobError::Permanent(reason))
             }
             Err(JobError::Retryable(reason)) if last_attempt && !ctx.is_cancelled() => {
-                mark_failed(&self.db, &blob.id, &reason).await?;
+                mark_failed(&self.state, &blob.id, &reason).await?;
                 Err(JobError::Retryable(reason))
             }
             Err(other) => Err(other),
@@ -101,18 +98,19 @@ impl ProcessVideoHandler {
             .ok_or_else(|| JobError::Permanent(format!("unknown container {}", blob.format)))?;
         let dir = tempfile::Builder::new()
             .prefix("video-")
-            .tempdir_in(self.storage.tmp_dir())
+            .tempdir_in(self.state.storage.tmp_dir())
             .map_err(retry)?;
         let (path, is_temp) = self
+            .state
             .storage
-            .fetch_to_path(&original_key(&blob.id))
+            .fetch_to_path(&keys::original(&blob.id))
             .await
             .map_err(retry)?;
         let scratch = Scratch {
             dir,
             original: is_temp.then(|| path.clone()),
         };
-        let probe = video::probe(&path, container, &self.video.limits)
+        let probe = video::probe(&path, container, &self.state.video.limits)
             .await
             .map_err(|e| JobError::Permanent(format!("the file cannot be read: {e}")))?;
         let input = video::Input {
@@ -148,11 +146,11 @@ struct Work<'a> {
 
 impl Work<'_> {
     fn db(&self) -> &Db {
-        &self.handler.db
+        &self.handler.state.db
     }
 
     fn runner(&self) -> &video::Runner {
-        &self.handler.video.runner
+        &self.handler.state.video.runner
     }
 
     fn cancel(&self) -> &CancellationToken {
@@ -160,7 +158,7 @@ impl Work<'_> {
     }
 
     async fn video(&self) -> Result<(), JobError> {
-        let settings = &self.handler.settings;
+        let settings = &self.handler.state.settings.video;
         if !self.has_poster().await? {
             let png = self.dir.join("poster.png");
             self.runner()
@@ -298,8 +296,8 @@ impl Work<'_> {
             .map_err(|e| JobError::Permanent(format!("bad watermark spec: {e}")))?;
         let format = imaging::ImageFormat::parse(&spec.format)
             .ok_or_else(|| JobError::Permanent("the watermark is not an image".into()))?;
-        let storage = &self.handler.storage;
-        let (path, is_temp) = match storage.fetch_to_path(&original_key(&spec.blob_id)).await {
+        let storage = &self.handler.state.storage;
+        let (path, is_temp) = match storage.fetch_to_path(&keys::original(&spec.blob_id)).await {
             Ok(found) => found,
             Err(e) => {
                 let exists = media_repo::blob(self.db(), &spec.blob_id)
@@ -344,12 +342,9 @@ impl Work<'_> {
     }
 
     async fn has_poster(&self) -> Result<bool, JobError> {
-        let row = sqlx::query("SELECT 1 FROM variants WHERE blob_id = $1 LIMIT 1")
-            .bind(&self.blob.id)
-            .fetch_optional(&self.db().pool)
+        media_repo::has_variants(self.db(), &self.blob.id)
             .await
-            .map_err(retry)?;
-        Ok(row.is_some())
+            .map_err(retry)
     }
 
     async fn has_file(&self, name: &str) -> Result<bool, JobError> {
@@ -362,7 +357,7 @@ impl Work<'_> {
     /// The poster goes through the image engine: presets, proxies and a perceptual hash,
     /// exactly as for an uploaded photo.
     async fn save_poster(&self, png: &Path) -> Result<(), JobError> {
-        let presets = self.handler.presets.clone();
+        let presets = self.handler.state.media.presets.clone();
         let path = png.to_path_buf();
         let processed = tokio::task::spawn_blocking(move || {
             imaging::process_file(&path, imaging::ImageFormat::Png, &presets)
@@ -370,14 +365,7 @@ impl Work<'_> {
         .await
         .map_err(|e| JobError::Retryable(format!("image task panicked: {e}")))?
         .map_err(|e| JobError::Permanent(format!("the poster cannot be processed: {e}")))?;
-        save_presets(
-            self.db(),
-            &self.handler.storage,
-            &self.blob.id,
-            processed,
-            false,
-        )
-        .await?;
+        save_presets(&self.handler.state, &self.blob.id, processed, false).await?;
         Ok(())
     }
 
@@ -394,9 +382,13 @@ impl Work<'_> {
         let local = self.local_rendition(lowest).await?;
         let joined = self.dir.join("lowest.mp4");
         join_fragments(&local, &joined).await?;
-        let probe = video::probe(&joined, video::Container::Mp4, &self.handler.video.limits)
-            .await
-            .map_err(|e| JobError::Retryable(format!("probing the lowest rendition: {e}")))?;
+        let probe = video::probe(
+            &joined,
+            video::Container::Mp4,
+            &self.handler.state.video.limits,
+        )
+        .await
+        .map_err(|e| JobError::Retryable(format!("probing the lowest rendition: {e}")))?;
         let input = video::Input {
             path: &joined,
             container: video::Container::Mp4,
@@ -434,7 +426,7 @@ impl Work<'_> {
     /// A published rendition as local files: read in place from a local store (only
     /// read, never written), else downloaded into the work dir.
     async fn local_rendition(&self, r: &RenditionRow) -> Result<video::Rendition, JobError> {
-        let stored = self.handler.storage.local_path(&r.prefix);
+        let stored = self.handler.state.storage.local_path(&r.prefix);
         let dir = match stored {
             Some(dir) => dir,
             None => self.fetch_rendition(r).await?,
@@ -458,6 +450,7 @@ impl Work<'_> {
         for name in r.files.keys() {
             let bytes = self
                 .handler
+                .state
                 .storage
                 .get_bytes(&format!("{}/{name}", r.prefix))
                 .await
@@ -474,7 +467,7 @@ impl Work<'_> {
     /// any point leaves nothing a player can reach; the prefix is swept later.
     async fn publish_rendition(&self, r: &video::Rendition) -> Result<(), JobError> {
         let run = &uuid::Uuid::new_v4().simple().to_string()[..12];
-        let prefix = format!("derivatives/{}/hls/{}-{run}", self.blob.id, r.name);
+        let prefix = keys::rendition(&self.blob.id, &r.name, run);
         let mut files = BTreeMap::new();
         // The playlist last: a reader that finds it finds every segment it lists.
         let mut names: Vec<String> = r.files.clone();
@@ -483,6 +476,7 @@ impl Work<'_> {
             let path = r.dir.join(&name);
             let size = tokio::fs::metadata(&path).await.map_err(retry)?.len();
             self.handler
+                .state
                 .storage
                 .put_file(&format!("{prefix}/{name}"), &path)
                 .await
@@ -501,12 +495,9 @@ impl Work<'_> {
             files,
         };
         let mut tx = self.db().begin_write().await.map_err(retry)?;
-        let alive = sqlx::query("SELECT 1 FROM blobs WHERE id = $1")
-            .bind(&self.blob.id)
-            .fetch_optional(&mut *tx)
+        let alive = media_repo::blob_exists(&mut tx, &self.blob.id)
             .await
-            .map_err(retry)?
-            .is_some();
+            .map_err(retry)?;
         if alive {
             repo::insert_rendition(&mut tx, &self.blob.id, &row, now_ms())
                 .await
@@ -516,6 +507,7 @@ impl Work<'_> {
         }
         drop(tx);
         self.handler
+            .state
             .storage
             .delete_prefix(&prefix)
             .await
@@ -530,21 +522,12 @@ impl Work<'_> {
         mime: &str,
         meta: Option<String>,
     ) -> Result<(), JobError> {
-        let storage = &self.handler.storage;
+        let storage = &self.handler.state.storage;
         publish_file(self.db(), storage, &self.blob.id, name, path, mime, meta).await
     }
 
     async fn mark_ready(&self) -> Result<(), JobError> {
-        sqlx::query(
-            "UPDATE blobs SET status = 'ready', error = NULL, processed_at = $1
-             WHERE id = $2 AND status <> 'ready'",
-        )
-        .bind(now_ms())
-        .bind(&self.blob.id)
-        .execute(&self.db().pool)
-        .await
-        .map_err(retry)?;
-        Ok(())
+        mark_ready(&self.handler.state, &self.blob.id).await
     }
 
     /// Objects under `hls/` and `files/` that no published row names: left by runs that
@@ -553,10 +536,10 @@ impl Work<'_> {
         let result: anyhow::Result<()> = async {
             let renditions = repo::renditions(self.db(), &self.blob.id).await?;
             let files = repo::files(self.db(), &self.blob.id).await?;
-            let storage = &self.handler.storage;
+            let storage = &self.handler.state.storage;
             for area in ["hls", "files"] {
                 for (key, _) in storage
-                    .list(&format!("derivatives/{}/{area}", self.blob.id))
+                    .list(&format!("{}/{area}", keys::derivatives(&self.blob.id)))
                     .await?
                 {
                     let used = renditions
@@ -602,7 +585,7 @@ pub(super) async fn publish_file(
     meta: Option<String>,
 ) -> Result<(), JobError> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..12];
-    let key = format!("derivatives/{blob_id}/files/{run}-{name}");
+    let key = keys::blob_file(blob_id, run, name);
     let size = tokio::fs::metadata(path).await.map_err(retry)?.len();
     storage.put_file(&key, path).await.map_err(retry)?;
     let row = FileRow {

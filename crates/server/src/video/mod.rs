@@ -6,7 +6,9 @@ pub(crate) mod audio;
 pub(crate) mod files;
 pub(crate) mod hls;
 mod job;
+mod kind;
 pub(crate) mod repo;
+pub mod settings;
 mod structure;
 pub mod token;
 pub(crate) mod watermark;
@@ -16,34 +18,59 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use tokio::sync::Semaphore;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::{Domain, Job};
+use crate::kernel::error::{AppError, AppResult};
+use crate::media::kinds::MediaKind;
 use crate::settings::Settings;
 use crate::AppState;
 pub use audio::{ExtractAudioHandler, EXTRACT_AUDIO};
-pub use job::{process_job, ProcessVideoHandler, PROCESS_VIDEO};
+pub use job::{ProcessVideoHandler, PROCESS_VIDEO};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/media/{id}/audio", post(audio::request_audio))
-        .route(
-            "/api/v1/media/{id}/playback-token",
-            post(token::create_playback_token),
-        )
-        .route(
-            "/api/v1/account/watermark",
-            get(watermark::get_watermark)
-                .put(watermark::put_watermark)
-                .delete(watermark::delete_watermark),
-        )
-        .route("/media/{id}/hls/master.m3u8", get(hls::master_playlist))
-        .route(
-            "/media/{id}/hls/{rendition}/{file}",
-            get(hls::rendition_file),
-        )
+/// The video domain's registration.
+pub struct Video;
+
+impl Domain for Video {
+    fn name(&self) -> &'static str {
+        "video"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .routes(routes!(audio::request_audio))
+            .routes(routes!(token::create_playback_token))
+            .routes(routes!(
+                watermark::get_watermark,
+                watermark::put_watermark,
+                watermark::delete_watermark
+            ))
+            .routes(routes!(hls::master_playlist))
+            .routes(routes!(hls::rendition_file))
+    }
+
+    fn jobs(&self, state: &AppState) -> Vec<Job> {
+        vec![
+            (
+                PROCESS_VIDEO,
+                Arc::new(ProcessVideoHandler {
+                    state: state.clone(),
+                }),
+            ),
+            (
+                EXTRACT_AUDIO,
+                Arc::new(ExtractAudioHandler {
+                    state: state.clone(),
+                }),
+            ),
+        ]
+    }
+
+    fn media_kinds(&self) -> Vec<Arc<dyn MediaKind>> {
+        vec![Arc::new(kind::VideoKind)]
+    }
 }
 
 /// The process-wide video machinery: limits, and the permits that bound how many
@@ -92,7 +119,7 @@ impl VideoEngine {
     /// they appear while the job works.
     pub async fn rendition(
         &self,
-        db: &crate::db::Db,
+        db: &crate::kernel::db::Db,
         blob_id: &str,
         name: &str,
     ) -> AppResult<Option<Arc<repo::RenditionRow>>> {

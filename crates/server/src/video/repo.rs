@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::Db;
+use crate::kernel::db::{fetch_in, Db};
 
 /// One published HLS rendition.
 #[derive(Clone, Debug)]
@@ -32,13 +32,13 @@ pub struct RenditionSummary {
 }
 
 /// Rendition summaries of several blobs at once (for item lists), lowest first.
-pub async fn summaries(db: &Db, blob_ids: &[&str]) -> Result<Vec<RenditionSummary>, sqlx::Error> {
-    if blob_ids.is_empty() {
-        return Ok(Vec::new());
-    }
+pub async fn summaries(
+    conn: &mut AnyConnection,
+    blob_ids: &[&str],
+) -> Result<Vec<RenditionSummary>, sqlx::Error> {
     let sql = "SELECT blob_id, name, width, height, bandwidth FROM renditions
                WHERE blob_id IN ({}) ORDER BY bandwidth, name";
-    let rows = crate::media::repo::fetch_in(db, sql, blob_ids).await?;
+    let rows = fetch_in(&mut *conn, sql, blob_ids).await?;
     rows.iter()
         .map(|r| {
             Ok(RenditionSummary {
@@ -176,12 +176,7 @@ pub async fn upsert_file(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let exists = sqlx::query("SELECT 1 FROM blobs WHERE id = $1")
-        .bind(blob_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-    if !exists {
+    if !crate::media::repo::blob_exists(&mut tx, blob_id).await? {
         return Ok(false);
     }
     sqlx::query("DELETE FROM blob_files WHERE blob_id = $1 AND name = $2")
@@ -205,4 +200,36 @@ pub async fn upsert_file(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// The owner's default watermark for renditions, as JSON.
+pub async fn account_watermark(db: &Db, user_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT settings FROM video_watermarks WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// Sets (or with `None` removes) the owner's default watermark.
+pub async fn set_account_watermark(
+    db: &Db,
+    user_id: &str,
+    settings: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM video_watermarks WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(settings) = settings {
+        sqlx::query(
+            "INSERT INTO video_watermarks (user_id, settings, updated_at) VALUES ($1, $2, $3)",
+        )
+        .bind(user_id)
+        .bind(settings)
+        .bind(crate::kernel::time::now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
+use super::repo;
 use crate::identity::{Caller, Writer};
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::AppState;
 
 /// Placement of a watermark image (one of the owner's image items).
@@ -108,11 +109,7 @@ async fn resolve(state: &AppState, caller: &Caller, s: &WatermarkSettings) -> Ap
 }
 
 async fn stored_settings(state: &AppState, user_id: &str) -> AppResult<Option<WatermarkSettings>> {
-    let text: Option<String> = sqlx::query_scalar("SELECT watermark FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .flatten();
+    let text = repo::account_watermark(&state.db, user_id).await?;
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
@@ -145,7 +142,7 @@ pub async fn for_upload(
     resolve(state, caller, &settings).await.map(Some)
 }
 
-#[utoipa::path(put, path = "/api/v1/account/watermark", tag = "media", request_body = WatermarkSettings,
+#[utoipa::path(put, path = "/api/v1/account/watermark", tag = "media", security(("bearer" = [])), request_body = WatermarkSettings,
     responses((status = 200, body = WatermarkSettings), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn put_watermark(
@@ -155,15 +152,11 @@ pub async fn put_watermark(
 ) -> AppResult<Json<WatermarkSettings>> {
     resolve(&state, &caller, &body).await?;
     let text = serde_json::to_string(&body).map_err(AppError::internal)?;
-    sqlx::query("UPDATE users SET watermark = $1 WHERE id = $2")
-        .bind(text)
-        .bind(&caller.user_id)
-        .execute(&state.db.pool)
-        .await?;
+    repo::set_account_watermark(&state.db, &caller.user_id, Some(&text)).await?;
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/api/v1/account/watermark", tag = "media",
+#[utoipa::path(get, path = "/api/v1/account/watermark", tag = "media", security(("bearer" = [])),
     responses((status = 200, body = WatermarkSettings), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no default watermark")))]
 pub async fn get_watermark(
@@ -176,15 +169,12 @@ pub async fn get_watermark(
         .ok_or_else(|| AppError::not_found("watermark"))
 }
 
-#[utoipa::path(delete, path = "/api/v1/account/watermark", tag = "media",
+#[utoipa::path(delete, path = "/api/v1/account/watermark", tag = "media", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn delete_watermark(
     State(state): State<AppState>,
     Writer(caller): Writer,
 ) -> AppResult<StatusCode> {
-    sqlx::query("UPDATE users SET watermark = NULL WHERE id = $1")
-        .bind(&caller.user_id)
-        .execute(&state.db.pool)
-        .await?;
+    repo::set_account_watermark(&state.db, &caller.user_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

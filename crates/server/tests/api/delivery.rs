@@ -153,7 +153,16 @@ async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Back
         }
     };
     del(alice.clone(), a["id"].as_str().unwrap().to_string()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The blob's collection ran (and kept it: bob's item still uses it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app
+        .count("jobs WHERE kind = 'gc_blob' AND state = 'succeeded'")
+        .await
+        < 1
+    {
+        assert!(std::time::Instant::now() < deadline, "gc_blob did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         app.files_under("objects").len(),
         9,
@@ -255,7 +264,7 @@ async fn the_sweep_removes_rowless_objects_and_stale_temp_files_only(backend: Ba
 
     app.state
         .queue
-        .enqueue(server::media::gc_sweep_job())
+        .enqueue(server::media::gc::gc_sweep_job())
         .await
         .unwrap();
     sweeps_done(2).await;

@@ -10,41 +10,43 @@ use server::settings::{DatabaseSettings, RateRule, Secret, Settings};
 use server::{AppState, Application};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
 }
 
-/// Runs `$scenario(Backend)` as two tests, one per database backend.
+/// Runs `$scenario(Backend)` as two tests, one per database backend. The PostgreSQL
+/// half is ignored (not passed) when `FRAMEHOUSE_TEST_SKIP_POSTGRES=1` outside CI (see
+/// `build/test_gates.rs`); `@gated [meta]` adds another gate to both halves.
 #[macro_export]
 macro_rules! both_backends {
-    ($($scenario:ident),* $(,)?) => {$(
+    (@gated [$gate:meta] $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[$gate]
             async fn sqlite() {
                 super::$scenario($crate::helpers::Backend::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[$gate]
+            #[cfg_attr(skip_postgres, ignore = "FRAMEHOUSE_TEST_SKIP_POSTGRES=1")]
             async fn postgres() {
-                if $crate::helpers::skip_postgres() {
-                    return;
-                }
                 super::$scenario($crate::helpers::Backend::Postgres).await
             }
         }
     )*};
+    ($($scenario:ident),* $(,)?) => {
+        $crate::both_backends!(@gated [cfg_attr(any(), ignore)] $($scenario),*);
+    };
 }
 
-pub fn skip_postgres() -> bool {
-    if std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL").is_ok() {
-        return false;
-    }
-    if std::env::var("FRAMEHOUSE_TEST_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-        eprintln!("skipping the PostgreSQL half (FRAMEHOUSE_TEST_SKIP_POSTGRES=1)");
-        return true;
-    }
-    panic!("FRAMEHOUSE_TEST_POSTGRES_URL is not set: run the tests with `make test` (or set FRAMEHOUSE_TEST_SKIP_POSTGRES=1)");
+/// The value of a variable `scripts/with-test-services.sh` sets for a service; a test
+/// without it fails (gated tests are ignored instead when their service is skipped).
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test` (scripts/with-test-services.sh)")
+    })
 }
 
 pub struct TestApp {
@@ -59,7 +61,7 @@ pub struct TestApp {
 
 /// A fresh PostgreSQL database on the test server for one test.
 pub async fn fresh_postgres_url() -> String {
-    let admin = std::env::var("FRAMEHOUSE_TEST_POSTGRES_URL").expect("postgres url");
+    let admin = service_env("FRAMEHOUSE_TEST_POSTGRES_URL");
     sqlx::any::install_default_drivers();
     let name = format!("fh_{}", uuid::Uuid::new_v4().simple());
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
@@ -136,6 +138,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Shuts the application down and waits until it has stopped (its background work
+    /// too), for a test that starts another on the same data.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.server.take() {
+            let done = tokio::time::timeout(Duration::from_secs(30), handle).await;
+            assert!(done.is_ok(), "the application did not stop within 30 s");
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -257,6 +269,61 @@ impl TestApp {
         let mut out = Vec::new();
         walk(&self.data_dir.join(sub), &mut out);
         out
+    }
+}
+
+impl TestApp {
+    /// Polls `GET path` until `done` holds for its JSON (at most 30 s); returns it.
+    pub async fn wait_until_json(
+        &self,
+        token: &str,
+        path: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body: Value = self.get(Some(token), path).await.json().await.unwrap();
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never got there: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls `GET /api/v1/events?{query}` (all pages) until `done` holds for the events
+    /// seen, for at most 30 s; returns them.
+    pub async fn wait_for_events(
+        &self,
+        token: &str,
+        query: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen: Vec<Value> = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let path = format!("/api/v1/events?{query}&after={after}&limit=1000");
+            let resp = self.get(Some(token), &path).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let page: Value = resp.json().await.unwrap();
+            let events = page["events"].as_array().unwrap().clone();
+            if let Some(last) = events.last() {
+                after = last["id"].as_i64().unwrap();
+            }
+            let more = !events.is_empty();
+            seen.extend(events);
+            if done(&seen) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "events not seen in time; got {seen:?}"
+            );
+            if !more {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

@@ -508,7 +508,7 @@ async fn api_keys_are_shown_once_hashed_and_limited_to_their_scopes(backend: Bac
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    app.state.auth.forget();
+    app.state.identity.auth.forget();
     assert_eq!(
         app.account_status(&expiring_key).await,
         StatusCode::UNAUTHORIZED
@@ -954,6 +954,7 @@ async fn the_log_notifier_writes_a_private_file_not_the_server_log(backend: Back
 
 async fn deleting_an_account_removes_its_items_and_gc_removes_their_blobs(backend: Backend) {
     let app = spawn_app(backend).await;
+    let root = app.admin("root").await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let own = app.upload_ok(&alice, fixtures::jpeg(64, 48), "").await;
@@ -1001,7 +1002,31 @@ async fn deleting_an_account_removes_its_items_and_gc_removes_their_blobs(backen
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.count("users WHERE username = 'alice'").await, 0);
+    // The account's items go by reaction to `user.deleted`: wait for their events.
+    let gone = [own["id"].clone(), shared["id"].clone()];
+    let events = app
+        .wait_for_events(
+            &root,
+            "all=true&types=media.deleted,user.deleted",
+            |events| {
+                gone.iter().all(|id| {
+                    (events.iter())
+                        .any(|e| e["type"] == "media.deleted" && e["aggregate_id"] == *id)
+                })
+            },
+        )
+        .await;
+    let deleted_user = events.iter().find(|e| e["type"] == "user.deleted").unwrap();
+    assert_eq!(deleted_user["aggregate_id"], alice_id.as_str());
+    // The event keeps only what is left of the account: no name, no address.
+    assert_ne!(deleted_user["data"]["username"], "alice");
+    assert!(deleted_user["data"]["email"].is_null());
     assert_eq!(app.count("media").await, 1, "bob's item stays");
+    // The row went with the last item, and with it everything identity kept.
+    assert_eq!(
+        app.count(&format!("users WHERE id = '{alice_id}'")).await,
+        0
+    );
     for table in ["sessions", "api_keys"] {
         assert_eq!(
             app.count(&format!("{table} WHERE user_id = '{alice_id}'"))
@@ -1135,7 +1160,7 @@ async fn the_sweep_prunes_long_ended_sessions_and_spent_tokens(backend: Backend)
         .unwrap();
     app.state
         .queue
-        .enqueue(server::media::gc_sweep_job())
+        .enqueue(server::identity::prune_job())
         .await
         .unwrap();
     let sid = old["session_id"].as_str().unwrap();

@@ -2,13 +2,17 @@
 
 mod access;
 mod delivery;
+mod events;
 mod fixtures;
 mod helpers;
 mod identity;
 mod ingest;
 mod oidc;
 mod ops;
+mod outbox;
 mod playback;
+mod receiver;
 mod transform;
 mod video;
 mod video_fixtures;
+mod webhooks;

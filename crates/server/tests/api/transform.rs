@@ -133,7 +133,7 @@ async fn fifty_identical_requests_compute_once(backend: Backend) {
         "visibility=public",
     )
     .await;
-    let before = app.state.transforms.computed.load(Ordering::SeqCst);
+    let before = app.state.transform.computed.load(Ordering::SeqCst);
     let url = app.url(&format!("/img/{id}/w_321,blur_2.webp"));
     let requests = (0..50).map(|_| {
         let (client, url) = (app.client.clone(), url.clone());
@@ -146,7 +146,7 @@ async fn fifty_identical_requests_compute_once(backend: Backend) {
         .collect();
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(
-        app.state.transforms.computed.load(Ordering::SeqCst) - before,
+        app.state.transform.computed.load(Ordering::SeqCst) - before,
         1,
         "computed once"
     );
@@ -216,7 +216,7 @@ async fn signed_urls_are_required_verified_and_expire(backend: Backend) {
     let token = app.user("alice").await;
     let id = ready_item(&app, &token, fixtures::jpeg(800, 600), "visibility=public").await;
     let signer = |key: &str, msg: &str| {
-        server::transform::signing::Signer::new(vec![key.as_bytes().to_vec()], vec![]).sign(msg)
+        server::kernel::keyring::Keyring::new(vec![key.as_bytes().to_vec()], vec![]).sign(msg)
     };
     let path = format!("/img/{id}/w_200.jpg");
     assert_eq!(
@@ -361,7 +361,7 @@ async fn eager_presets_are_made_at_upload(backend: Backend) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let before = app.state.transforms.computed.load(Ordering::SeqCst);
+    let before = app.state.transform.computed.load(Ordering::SeqCst);
     let resp = app
         .get(Some(&token), &format!("/img/{id}/p_card.webp"))
         .await;
@@ -370,7 +370,7 @@ async fn eager_presets_are_made_at_upload(backend: Backend) {
         (image::ImageFormat::WebP, 400, 300)
     );
     assert_eq!(
-        app.state.transforms.computed.load(Ordering::SeqCst),
+        app.state.transform.computed.load(Ordering::SeqCst),
         before,
         "served from the stored result"
     );
@@ -395,7 +395,7 @@ async fn unused_results_are_removed_by_the_scheduler_job(backend: Backend) {
         1
     );
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    let removed = app.state.transforms.remove_unused().await.unwrap();
+    let removed = app.state.transform.remove_unused().await.unwrap();
     assert_eq!(removed, 1);
     assert_eq!(app.count("transform_results").await, 0);
     assert_eq!(
@@ -543,12 +543,12 @@ async fn small_transforms_start_from_the_proxy_and_large_ones_from_the_original(
         ("w_300,crop_0:0:1500:1000", 300, 200, 0),
     ];
     for (ops, w, h, proxied) in cases {
-        let before = app.state.transforms.from_proxy.load(Ordering::SeqCst);
+        let before = app.state.transform.from_proxy.load(Ordering::SeqCst);
         let resp = app.get(Some(&token), &format!("/img/{id}/{ops}.jpg")).await;
         assert_eq!(resp.status(), StatusCode::OK, "{ops}");
         let (_, ow, oh) = decode(&resp.bytes().await.unwrap());
         assert_eq!((ow, oh), (w, h), "{ops}");
-        let used = app.state.transforms.from_proxy.load(Ordering::SeqCst) - before;
+        let used = app.state.transform.from_proxy.load(Ordering::SeqCst) - before;
         assert_eq!(used, proxied, "{ops} started from the proxy");
     }
 }
@@ -572,8 +572,7 @@ async fn a_private_watermark_item_makes_the_result_private() {
         "visibility=public",
     )
     .await;
-    drop(first);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    first.stop().await;
 
     let dir = data_dir.clone();
     let app = spawn_app_with(Backend::Sqlite, move |s| {

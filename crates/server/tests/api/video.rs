@@ -276,14 +276,14 @@ async fn a_private_video_plays_only_with_authorisation_or_a_live_token(backend: 
     );
 
     // Tampered, foreign and expired tokens are refused.
-    let signer = &app.state.transforms.signer;
+    let signer = &app.state.keyring;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let expired = server::video::token::mint(signer, id, now - 1);
-    let live = server::video::token::mint(signer, id, now + 60);
-    let foreign = server::video::token::mint(signer, "someotheritem", now + 60);
+    let expired = server::media::access::mint(signer, id, now - 1);
+    let live = server::media::access::mint(signer, id, now + 60);
+    let foreign = server::media::access::mint(signer, "someotheritem", now + 60);
     let tampered = format!(
         "{}{}",
         &live[..live.len() - 2],
@@ -646,11 +646,26 @@ async fn a_running_transcode_can_be_cancelled_and_reports_progress() {
     assert_eq!(resp.status(), StatusCode::OK);
     let job: Value = resp.json().await.unwrap();
     assert_eq!(job["state"], "cancelled");
-    // ffmpeg is stopped: the job stays cancelled and no more renditions appear.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The handler stops: its work dir goes when it returns, so nothing more can appear.
+    let work_dirs = || {
+        std::fs::read_dir(app.data_dir.join("tmp"))
+            .map(|d| {
+                (d.flatten())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("video-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while work_dirs() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled transcode kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let count = app.count("renditions").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(app.count("renditions").await, count);
+    assert!(count < 4, "the ladder was not finished: {count} renditions");
     let job: Value = app
         .get(Some(&token), &format!("/api/v1/jobs/{job_id}"))
         .await

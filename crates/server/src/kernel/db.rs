@@ -1,13 +1,35 @@
 //! The metadata database: one `AnyPool` over SQLite (embedded default) or PostgreSQL,
-//! the same SQL for both (`$n` placeholders, BIGINT epoch-millisecond timestamps, text ids).
+//! the same SQL for both (`$n` placeholders, BIGINT epoch-millisecond timestamps, text ids),
+//! and the few dialect helpers where the two differ.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::AnyPoolOptions;
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 
+use super::secret::Secret;
 pub use queue::Backend;
+
+/// The `[database]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`. Default: SQLite at `<data_dir>/framehouse.db`.
+    pub url: Option<Secret>,
+    /// Connection pool size. Default 16.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Db {
@@ -77,6 +99,50 @@ impl Db {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+
+    /// What ends a `SELECT` that locks the rows it reads until the transaction ends:
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction
+    /// (`begin_write`) is exclusive already.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Like [`Db::for_update`], skipping rows another transaction holds (claim loops).
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `n` values.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `sql`, whose one `{}` is the `IN (…)` list, with `ids` bound to it, on the pool
+/// (`&db.pool`) or a connection.
+pub async fn fetch_in<'c>(
+    exec: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    sql: &str,
+    ids: &[&str],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = sql.replacen("{}", &placeholders(1, ids.len()), 1);
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(exec).await
 }
 
 fn backend_of(url: &str) -> anyhow::Result<Backend> {
@@ -94,25 +160,4 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     Some(rest.split('?').next().unwrap_or(rest))
-}
-
-/// Now as Unix epoch milliseconds, the timestamp format of every table.
-pub fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
-/// RFC 3339 rendering of an epoch-millisecond timestamp for API responses.
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// A new time-ordered id (UUIDv7), so ids double as creation-order cursors.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }

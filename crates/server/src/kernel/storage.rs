@@ -1,6 +1,6 @@
 //! The object store: local files under `<data_dir>/objects` by default, any S3-compatible
-//! store when configured — both through the `object_store` crate. Keys are plain
-//! `originals/{blob}` and `derivatives/{blob}/{preset}.{ext}` paths.
+//! store when configured — both through the `object_store` crate. The key layout is
+//! `kernel::keys`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,43 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, GetResult, ObjectStore, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use crate::settings::Settings;
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// The `[storage]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `local` (files under `<data_dir>/objects`) or `s3`. Default `local`.
+    pub backend: String,
+    /// S3 bucket name (backend `s3`).
+    pub s3_bucket: String,
+    /// S3 region. Default `us-east-1`.
+    pub s3_region: String,
+    /// S3 endpoint for non-AWS stores (Garage, MinIO, Ceph). Default: AWS.
+    pub s3_endpoint: Option<String>,
+    /// S3 access key id.
+    pub s3_access_key_id: String,
+    /// S3 secret access key.
+    pub s3_secret_access_key: Secret,
+    /// Allow plain-HTTP endpoints (local MinIO/Garage). Default false.
+    pub s3_allow_http: bool,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: None,
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Storage {
@@ -26,14 +62,14 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Storage> {
-        let tmp_dir = settings.data_dir.join("tmp");
+    /// Opens the configured store; temp files live in `<data_dir>/tmp`.
+    pub fn open(data_dir: &Path, s: &StorageSettings) -> anyhow::Result<Storage> {
+        let tmp_dir = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir)
             .with_context(|| format!("creating {}", tmp_dir.display()))?;
-        let s = &settings.storage;
         match s.backend.as_str() {
             "local" => {
-                let root = settings.data_dir.join("objects");
+                let root = data_dir.join("objects");
                 std::fs::create_dir_all(&root)
                     .with_context(|| format!("creating {}", root.display()))?;
                 let root = root.canonicalize()?;

@@ -2,31 +2,42 @@
 //! resume position and counts views (PeerTube's rule: once per viewer per window, after
 //! a few seconds of play the server itself has measured).
 
+pub mod settings;
+
 use std::convert::Infallible;
 use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::db::{now_ms, rfc3339, Backend};
-use crate::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::identity::{Caller, Viewer};
+use crate::kernel::db::Backend;
+use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
+use crate::kernel::time::{now_ms, rfc3339};
 use crate::media::readable_item;
-use crate::settings::PlaybackSettings;
+use crate::media::repo as media_repo;
 use crate::AppState;
+use settings::PlaybackSettings;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/media/{id}/playback",
-        get(get_playback).post(record_playback),
-    )
+/// The playback domain's registration.
+pub struct Playback;
+
+impl crate::domain::Domain for Playback {
+    fn name(&self) -> &'static str {
+        "playback"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new().routes(routes!(get_playback, record_playback))
+    }
 }
 
 /// No real item is this long; a larger position is a broken or lying client.
@@ -67,7 +78,7 @@ pub struct PlaybackState {
     pub updated_at: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/media/{id}/playback", tag = "playback",
+#[utoipa::path(post, path = "/api/v1/media/{id}/playback", tag = "playback", security((), ("bearer" = [])),
     request_body = Heartbeat,
     params(("id" = String, Path, description = "media item id")),
     responses((status = 200, body = HeartbeatAck), (status = 404, body = ErrorBody),
@@ -99,7 +110,7 @@ pub async fn record_playback(
     Ok(Json(ack))
 }
 
-#[utoipa::path(get, path = "/api/v1/media/{id}/playback", tag = "playback",
+#[utoipa::path(get, path = "/api/v1/media/{id}/playback", tag = "playback", security(("bearer" = [])),
     params(("id" = String, Path, description = "media item id")),
     responses((status = 200, body = PlaybackState), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -111,12 +122,7 @@ pub async fn get_playback(
 ) -> AppResult<Json<PlaybackState>> {
     let user_id = caller.user_id.clone();
     let item = readable_item(&state, &id, &Viewer(Some(caller))).await?;
-    let duration_ms: Option<i64> =
-        sqlx::query_scalar("SELECT duration_ms FROM blobs WHERE id = $1")
-            .bind(&item.blob_id)
-            .fetch_optional(&state.db.pool)
-            .await?
-            .flatten();
+    let duration_ms = item.duration_ms;
     let stored = sqlx::query(
         "SELECT position_ms, updated_at FROM playback_positions
          WHERE user_id = $1 AND media_id = $2",
@@ -294,13 +300,10 @@ struct Beat<'a> {
 /// and cannot both see the threshold reached.
 async fn record(state: &AppState, beat: &Beat<'_>) -> AppResult<HeartbeatAck> {
     let mut tx = state.db.begin_write().await?;
-    let duration_ms: Option<i64> = sqlx::query_scalar(
-        "SELECT b.duration_ms FROM media m JOIN blobs b ON b.id = m.blob_id WHERE m.id = $1",
-    )
-    .bind(beat.media_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| AppError::not_found("media item"))?;
+    let duration_ms = media_repo::item_on(&mut tx, beat.media_id, "")
+        .await?
+        .ok_or_else(|| AppError::not_found("media item"))?
+        .duration_ms;
     let position_ms = duration_ms.map_or(beat.position_ms, |d| beat.position_ms.min(d.max(0)));
     if let Some(user_id) = beat.user_id {
         store_position(&mut tx, user_id, beat.media_id, position_ms, beat.now).await?;
@@ -311,16 +314,7 @@ async fn record(state: &AppState, beat: &Beat<'_>) -> AppResult<HeartbeatAck> {
         ..*beat
     };
     let counted = advance_session(&mut tx, state.db.backend, &beat, rule).await?;
-    if counted {
-        sqlx::query("UPDATE media SET views = views + 1 WHERE id = $1")
-            .bind(beat.media_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let views: i64 = sqlx::query_scalar("SELECT views FROM media WHERE id = $1")
-        .bind(beat.media_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let views = media_repo::views(&mut tx, beat.media_id, counted).await?;
     tx.commit().await?;
     Ok(HeartbeatAck {
         position: secs(position_ms),

@@ -1,21 +1,28 @@
-//! The job API: poll one job, and (admins) list jobs by state — the dead-letter view.
+//! The job API: poll one job, cancel it, and (admins) list jobs by state — the
+//! dead-letter view. A job is visible through the item it works for. Dead letters are
+//! announced as `job.dead_lettered` events, written by the queue's dead-letter hook in the
+//! transaction that kills the job.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use queue::{JobId, JobRecord, JobState};
+use axum::Json;
+use queue::{DeadJob, DeadLetterHook, JobId, JobRecord, JobState};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::identity::{Admin, Caller, Writer};
+use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
+use crate::kernel::outbox::Event;
+use crate::kernel::paging::Page;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -38,7 +45,7 @@ pub struct JobView {
 
 impl From<JobRecord> for JobView {
     fn from(j: JobRecord) -> Self {
-        use crate::db::rfc3339;
+        use crate::kernel::time::rfc3339;
         JobView {
             id: j.id.to_string(),
             kind: j.kind,
@@ -81,7 +88,7 @@ async fn may_see(state: &AppState, caller: &Caller, job: &JobRecord) -> AppResul
     Ok(owns.is_some())
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
     params(("id" = String, Path, description = "job id")),
     responses((status = 200, body = JobView, description = "cancelled; a running job stops within seconds"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -106,14 +113,10 @@ pub async fn cancel_job(
     // An item whose processing was cancelled before it could be shown says so; one
     // that already plays (a video's first rendition) stays ready.
     if let Some(blob_id) = job.payload.get("blob_id").and_then(|v| v.as_str()) {
-        if job.kind == crate::media::PROCESS_IMAGE || job.kind == crate::video::PROCESS_VIDEO {
-            sqlx::query(
-                "UPDATE blobs SET status = 'failed', error = 'processing was cancelled'
-                 WHERE id = $1 AND status = 'processing'",
-            )
-            .bind(blob_id)
-            .execute(&state.db.pool)
-            .await?;
+        if state.media.kinds.is_processing_job(&job.kind) {
+            let mut tx = state.db.begin_write().await?;
+            super::process::fail_blob(&state, &mut tx, blob_id, "processing was cancelled").await?;
+            tx.commit().await?;
         }
     }
     let job = state
@@ -124,7 +127,7 @@ pub async fn cancel_job(
     Ok(Json(job.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
     params(("id" = String, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_job(
@@ -140,6 +143,7 @@ pub async fn get_job(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobListQuery {
     /// queued, running, succeeded, dead or cancelled. Default: dead.
     pub state: Option<String>,
@@ -155,7 +159,7 @@ pub struct JobPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", security(("bearer" = [])), params(JobListQuery),
     responses((status = 200, body = JobPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
@@ -166,13 +170,7 @@ pub async fn list_jobs(
     let job_state = JobState::parse(wanted).ok_or_else(|| {
         AppError::bad_request("invalid_state", format!("unknown job state `{wanted}`"))
     })?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        ));
-    }
+    let limit = Page::parse(q.limit, None)?.limit;
     let cursor = match q.cursor.as_deref() {
         Some(c) => Some(
             JobId::parse(c).map_err(|_| AppError::bad_request("invalid_cursor", "bad cursor"))?,
@@ -190,4 +188,55 @@ pub async fn list_jobs(
         jobs: jobs.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
+}
+
+/// Writes `job.dead_lettered` in the transaction that dead-letters a job. It concerns the
+/// owner of the item the job worked for, when there is one (else admins only).
+pub struct DeadLetterEvents;
+
+#[async_trait::async_trait]
+impl DeadLetterHook for DeadLetterEvents {
+    async fn dead_lettered(
+        &self,
+        conn: &mut AnyConnection,
+        job: &DeadJob<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let owner = owner_of(conn, job).await?;
+        let mut event = Event::new("job.dead_lettered", job.id.as_str()).data(serde_json::json!({
+            "id": job.id.as_str(),
+            "kind": job.kind,
+            "state": "dead",
+            "attempts": job.attempts,
+            "last_error": job.error,
+            "media_id": job.payload.get("media_id"),
+            "blob_id": job.payload.get("blob_id"),
+        }));
+        if let Some(owner) = owner {
+            event = event.user(owner);
+        }
+        event.emit(conn).await
+    }
+}
+
+/// The owner of the item a job works for: the item whose upload started it, else the
+/// item named in its payload.
+async fn owner_of(
+    conn: &mut AnyConnection,
+    job: &DeadJob<'_>,
+) -> Result<Option<String>, sqlx::Error> {
+    let by_job: Option<String> =
+        sqlx::query_scalar("SELECT owner_id FROM media WHERE job_id = $1 LIMIT 1")
+            .bind(job.id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if by_job.is_some() {
+        return Ok(by_job);
+    }
+    let Some(media_id) = job.payload.get("media_id").and_then(|v| v.as_str()) else {
+        return Ok(None);
+    };
+    sqlx::query_scalar("SELECT owner_id FROM media WHERE id = $1")
+        .bind(media_id)
+        .fetch_optional(&mut *conn)
+        .await
 }

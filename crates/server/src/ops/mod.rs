@@ -1,26 +1,42 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document,
 //! plus the request-metrics middleware.
 
-use std::sync::OnceLock;
+mod errors;
+
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/openapi.json", get(openapi_json))
+/// The operations routes; the base of the OpenAPI document every domain adds to.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+}
+
+/// `/api/v1/openapi.json`, serving the document the routes made.
+pub fn openapi_router(document: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let body = Arc::new(serde_json::to_vec(&document).expect("the OpenAPI document serialises"));
+    Router::new().route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let body = body.clone();
+            async move { openapi_json(body).await }
+        }),
+    )
 }
 
 /// The process-wide Prometheus recorder (metrics' recorder is global, so one per process
@@ -106,8 +122,12 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
             metrics::gauge!("queue_jobs", "state" => s.as_str()).set(n as f64);
         }
     }
-    if let Ok(bytes) = crate::media::repo::total_bytes(&state.db).await {
-        metrics::gauge!("stored_bytes").set(bytes as f64);
+    if let Ok((held, waited)) = crate::kernel::outbox::held_back(&state.db).await {
+        metrics::gauge!("outbox_events_held_back").set(held as f64);
+        metrics::gauge!("outbox_held_back_seconds").set(waited);
+    }
+    for domain in crate::DOMAINS {
+        domain.gauges(&state).await;
     }
     let text = state.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -116,58 +136,10 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Framehouse", description = "Self-hosted media platform API"),
-    paths(
-        crate::identity::register,
-        crate::identity::login,
-        crate::identity::sessions::refresh_tokens,
-        crate::identity::sessions::logout,
-        crate::identity::sessions::list_sessions,
-        crate::identity::sessions::revoke_session,
-        crate::identity::api_keys::create_api_key,
-        crate::identity::api_keys::list_api_keys,
-        crate::identity::api_keys::revoke_api_key,
-        crate::identity::account::get_account,
-        crate::identity::account::change_password,
-        crate::identity::account::delete_account,
-        crate::identity::account::request_password_reset,
-        crate::identity::account::confirm_password_reset,
-        crate::identity::oidc::list_providers,
-        crate::identity::oidc::start_login,
-        crate::identity::oidc::finish_login,
-        crate::identity::oidc::exchange_code,
-        crate::identity::admin::list_users,
-        crate::identity::admin::get_user,
-        crate::identity::admin::update_user,
-        crate::identity::admin::delete_user,
-        crate::identity::admin::list_audit,
-        crate::media::ingest::upload_media,
-        crate::media::get_media,
-        crate::media::list_media,
-        crate::media::update_media,
-        crate::media::delete_media,
-        crate::media::similar::similar_media,
-        crate::media::delivery::get_file,
-        crate::transform::get_transform,
-        crate::transform::create_signed_url,
-        crate::jobs::get_job,
-        crate::jobs::list_jobs,
-        crate::jobs::cancel_job,
-        crate::video::audio::request_audio,
-        crate::video::token::create_playback_token,
-        crate::video::hls::master_playlist,
-        crate::video::hls::rendition_file,
-        crate::video::watermark::put_watermark,
-        crate::video::watermark::get_watermark,
-        crate::video::watermark::delete_watermark,
-        crate::playback::record_playback,
-        crate::playback::get_playback,
-        healthz,
-        readyz,
-        metrics_text,
-        openapi_json,
-    ),
+    paths(openapi_json),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "admin"), (name = "media"), (name = "delivery"), (name = "transforms"), (name = "jobs"), (name = "playback"), (name = "operations"))
+    tags((name = "auth"), (name = "admin"), (name = "media"), (name = "delivery"), (name = "transforms"),
+        (name = "jobs"), (name = "playback"), (name = "events"), (name = "webhooks"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -191,6 +163,14 @@ impl utoipa::Modify for BearerAuth {
 
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
     responses((status = 200, description = "this OpenAPI 3.1 document")))]
-pub async fn openapi_json() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+async fn openapi_json(body: Arc<Vec<u8>>) -> Response {
+    let json = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, json)], body.as_ref().clone()).into_response()
+}
+
+/// The finished document: what the routes registered, plus the error responses every
+/// operation can give because of what it takes (see [`errors::declare`]).
+pub fn document(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    errors::declare(&mut api);
+    api
 }

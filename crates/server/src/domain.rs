@@ -1,0 +1,75 @@
+//! What a domain contributes to the application. Each domain implements [`Domain`] in
+//! its own folder and is listed once in [`crate::DOMAINS`]; the application asks the list
+//! for routes (with their OpenAPI entries), job kinds, periodic jobs, event subscribers,
+//! live listeners, media kinds and metrics, and never names a domain's parts itself.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use queue::{JobHandler, Periodic};
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::kernel::outbox::feed::Listener;
+use crate::kernel::outbox::relay::Subscriber;
+use crate::media::kinds::MediaKind;
+use crate::settings::Settings;
+use crate::AppState;
+
+/// A job kind and the handler that runs it.
+pub type Job = (&'static str, Arc<dyn JobHandler>);
+
+pub trait Domain: Sync {
+    /// Its name, as in the layering rules of `docs/ARCHITECTURE.md`.
+    fn name(&self) -> &'static str;
+
+    /// Its HTTP routes, each registered together with its OpenAPI entry.
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+    }
+
+    /// The event types it writes to the outbox.
+    fn event_types(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The job kinds its workers run.
+    fn jobs(&self, _state: &AppState) -> Vec<Job> {
+        Vec::new()
+    }
+
+    /// The jobs the scheduler enqueues periodically.
+    fn periodic(&self, _settings: &Settings) -> Vec<Periodic> {
+        Vec::new()
+    }
+
+    /// Durable event subscribers, run by the worker role.
+    fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        Vec::new()
+    }
+
+    /// Reactions to the live feed, run on every api node.
+    fn listeners(&self, _state: &AppState) -> Vec<Arc<dyn Listener>> {
+        Vec::new()
+    }
+
+    /// Kinds of media it adds to the media registry.
+    fn media_kinds(&self) -> Vec<Arc<dyn MediaKind>> {
+        Vec::new()
+    }
+
+    /// Long-running loops of the worker role besides job handlers (webhook delivery),
+    /// each returning when `shutdown` is cancelled and its work is handed back.
+    fn worker_loops(
+        &self,
+        _state: &AppState,
+        _shutdown: CancellationToken,
+    ) -> Vec<BoxFuture<'static, ()>> {
+        Vec::new()
+    }
+
+    /// Sets its gauges at scrape time (read from the database, so every node agrees).
+    fn gauges<'a>(&self, _state: &'a AppState) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}

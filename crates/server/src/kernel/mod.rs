@@ -1,0 +1,16 @@
+//! The kernel: what every domain may use and nothing in it knows a domain — the database
+//! and its dialect helpers, the object store, errors at the HTTP edge, ids, the object-key
+//! layout, the URL-signing keyring, paging, time, secrets, the transactional event outbox
+//! and guarded outbound HTTP.
+
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod keyring;
+pub mod keys;
+pub mod net;
+pub mod outbox;
+pub mod paging;
+pub mod secret;
+pub mod storage;
+pub mod time;
