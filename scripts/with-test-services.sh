@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the servers the test suite needs (PostgreSQL, two local OpenID Connect providers from
-# tests/oidc-provider, a dnsmasq DNS server with test names) on free loopback ports inside a
-# temp dir, run the given command with their addresses exported, then stop them.
+# tests/oidc-provider, a dnsmasq DNS server with test names, SeaweedFS as the S3-compatible
+# store) on free loopback ports inside a temp dir, run the given command with their
+# addresses exported, then stop them.
 # Usage: scripts/with-test-services.sh cargo test --workspace
 set -euo pipefail
 
@@ -30,7 +31,9 @@ mkdir -p "$tmp/pg" "$tmp/pgsock"
 
 oidc_pid=
 dns_pid=
+weed_pid=
 cleanup() {
+  [ -n "$weed_pid" ] && kill "$weed_pid" 2>/dev/null && wait "$weed_pid" 2>/dev/null || true
   [ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null || true
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null || true
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1 || true
@@ -105,4 +108,30 @@ if [ ! -x "$py_venv/bin/python" ] || [ ! -x "$py_venv/bin/st" ]; then
   exit 1
 fi
 export FRAMEHOUSE_TEST_PYTHON="$py_venv/bin/python" FRAMEHOUSE_TEST_SCHEMATHESIS="$py_venv/bin/st"
+export FRAMEHOUSE_TEST_AWS="$py_venv/bin/aws"
+
+# SeaweedFS (`weed mini`: master, volume, filer and S3 gateway in one process). The S3
+# identity is the key pair in its environment. One bucket; each test keeps to its own key
+# prefix (`storage.s3_prefix`), since SeaweedFS gives every bucket its own volumes.
+weed_dir="$tmp/weed"
+mkdir -p "$weed_dir"
+s3_port=$(free_port)
+s3_key="fh-test-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+s3_secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(cd "$weed_dir" && exec env AWS_ACCESS_KEY_ID="$s3_key" AWS_SECRET_ACCESS_KEY="$s3_secret" \
+  "$py_venv/bin/weed" mini -dir="$weed_dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  -s3.port="$s3_port" -master.port="$(free_port)" -volume.port="$(free_port)" \
+  -filer.port="$(free_port)" -admin.ui=false -bucket=framehouse-test >"$weed_dir/weed.log" 2>&1) &
+weed_pid=$!
+for _ in $(seq 300); do
+  # Any HTTP answer (even 403) means the S3 gateway is up.
+  python3 -c 'import sys,urllib.request,urllib.error
+try: urllib.request.urlopen(sys.argv[1], timeout=0.5)
+except urllib.error.HTTPError: pass' "http://127.0.0.1:$s3_port/" 2>/dev/null && break
+  kill -0 "$weed_pid" 2>/dev/null || { tail -n 30 "$weed_dir/weed.log" >&2; echo "SeaweedFS did not start" >&2; exit 1; }
+  sleep 0.1
+done
+export FRAMEHOUSE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port" FRAMEHOUSE_TEST_S3_BUCKET=framehouse-test \
+  FRAMEHOUSE_TEST_S3_KEY="$s3_key" FRAMEHOUSE_TEST_S3_SECRET="$s3_secret"
+echo "test services: SeaweedFS S3 at 127.0.0.1:$s3_port" >&2
 "$@" {oidc_stdin}>&-

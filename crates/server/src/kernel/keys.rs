@@ -42,6 +42,29 @@ pub fn blob_of(key: &str) -> Option<&str> {
     rest.split('/').next().filter(|b| !b.is_empty())
 }
 
+/// The media type an object's key implies, for stores that record one with the object
+/// (originals carry no extension: their callers pass the sniffed type).
+pub fn content_type(key: &str) -> &'static str {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("webp") => "image/webp",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("avif") => "image/avif",
+        Some("gif") => "image/gif",
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("m4s") => "video/iso.segment",
+        Some("mp4") => "video/mp4",
+        Some("ts") => "video/mp2t",
+        Some("m4a") => "audio/mp4",
+        Some("mp3") => "audio/mpeg",
+        Some("opus") => "audio/ogg",
+        Some("vtt") => "text/vtt",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

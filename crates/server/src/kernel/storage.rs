@@ -1,18 +1,25 @@
 //! The object store: local files under `<data_dir>/objects` by default, any S3-compatible
 //! store when configured — both through the `object_store` crate. The key layout is
-//! `kernel::keys`.
+//! `kernel::keys`. Also the URLs that let clients fetch objects from the store itself:
+//! a public base URL (a CDN or public bucket) and presigned GETs.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, GetResult, ObjectStore, PutPayload, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
+use object_store::{
+    Attribute, Attributes, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 
 use serde::{Deserialize, Serialize};
@@ -25,18 +32,44 @@ use super::secret::Secret;
 pub struct StorageSettings {
     /// `local` (files under `<data_dir>/objects`) or `s3`. Default `local`.
     pub backend: String,
-    /// S3 bucket name (backend `s3`).
+    /// S3 bucket name (backend `s3`). Empty: `AWS_BUCKET`.
     pub s3_bucket: String,
-    /// S3 region. Default `us-east-1`.
+    /// S3 region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub s3_region: String,
-    /// S3 endpoint for non-AWS stores (Garage, MinIO, Ceph). Default: AWS.
+    /// S3 endpoint for non-AWS stores (SeaweedFS, Garage, MinIO, Ceph). Default:
+    /// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`), else AWS.
     pub s3_endpoint: Option<String>,
-    /// S3 access key id.
+    /// S3 access key id. Empty: `AWS_ACCESS_KEY_ID`, then the other AWS credential
+    /// sources (web identity on Kubernetes, instance metadata).
     pub s3_access_key_id: String,
-    /// S3 secret access key.
+    /// S3 secret access key. Empty: `AWS_SECRET_ACCESS_KEY`.
     pub s3_secret_access_key: Secret,
-    /// Allow plain-HTTP endpoints (local MinIO/Garage). Default false.
+    /// A folder of the bucket to keep every key under (several deployments or test runs
+    /// can share one bucket). Default none.
+    pub s3_prefix: String,
+    /// Allow plain-HTTP endpoints (a store on the same host or network). Default false.
     pub s3_allow_http: bool,
+    /// Address buckets as `https://{bucket}.{endpoint}` instead of `{endpoint}/{bucket}`.
+    /// Default false (path style), which every S3-compatible store accepts; with a custom
+    /// endpoint and this set, the endpoint must already name the bucket.
+    pub s3_virtual_hosted_style: bool,
+    /// Bound on each request to the store, except reading an object's body, which lasts
+    /// as long as the client downloading it (its first byte is still bounded). Default 30.
+    pub s3_timeout_secs: u64,
+    /// Base URL under which the store's objects are readable without credentials (a CDN
+    /// in front of the bucket, the bucket's public endpoint, or a web server over the local
+    /// `objects` folder), e.g. `https://cdn.example.com`. An object is fetched as
+    /// `{public_base_url}/{s3_prefix}/{key}`.
+    pub public_base_url: Option<String>,
+    /// How derivatives (and public originals) of public items are served: `proxy`
+    /// (streamed through Framehouse, the default) or `redirect` (a 302 to
+    /// `public_base_url`, so the bytes never pass through the api nodes).
+    pub public_delivery: String,
+    /// How an original only its owner may fetch is served: `proxy` (default) or
+    /// `presign` (a 302 to a presigned GET valid `presign_ttl_secs`; backend `s3` only).
+    pub private_originals: String,
+    /// Lifetime of presigned GETs. Default 300.
+    pub presign_ttl_secs: u64,
 }
 
 impl Default for StorageSettings {
@@ -44,11 +77,18 @@ impl Default for StorageSettings {
         Self {
             backend: "local".into(),
             s3_bucket: String::new(),
-            s3_region: "us-east-1".into(),
+            s3_region: String::new(),
             s3_endpoint: None,
             s3_access_key_id: String::new(),
             s3_secret_access_key: Secret::default(),
+            s3_prefix: String::new(),
             s3_allow_http: false,
+            s3_virtual_hosted_style: false,
+            s3_timeout_secs: 30,
+            public_base_url: None,
+            public_delivery: "proxy".into(),
+            private_originals: "proxy".into(),
+            presign_ttl_secs: 300,
         }
     }
 }
@@ -56,9 +96,19 @@ impl Default for StorageSettings {
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The same store without a total time bound, for streaming object bodies.
+    reader: Arc<dyn ObjectStore>,
+    /// Set for the S3 backend: signs presigned GETs (of keys with `prefix` in front).
+    signer: Option<Arc<AmazonS3>>,
+    /// `storage.s3_prefix` with a trailing slash, or empty.
+    prefix: String,
     /// Set for the local backend: files can be renamed in and read in place.
     local_root: Option<PathBuf>,
     tmp_dir: PathBuf,
+    first_byte_timeout: Duration,
+    public_base_url: Option<String>,
+    redirect_public: bool,
+    presign_ttl: Option<Duration>,
 }
 
 impl Storage {
@@ -67,38 +117,140 @@ impl Storage {
         let tmp_dir = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir)
             .with_context(|| format!("creating {}", tmp_dir.display()))?;
-        match s.backend.as_str() {
+        let public_base_url = s
+            .public_base_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &public_base_url {
+            let parsed = url::Url::parse(url)
+                .with_context(|| format!("storage.public_base_url `{url}` is not a URL"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "storage.public_base_url must be an http(s) URL"
+            );
+        }
+        let redirect_public = match s.public_delivery.as_str() {
+            "proxy" => false,
+            "redirect" => {
+                anyhow::ensure!(
+                    public_base_url.is_some(),
+                    "storage.public_delivery = \"redirect\" needs storage.public_base_url"
+                );
+                true
+            }
+            other => anyhow::bail!("storage.public_delivery `{other}` (proxy or redirect)"),
+        };
+        let presign = match s.private_originals.as_str() {
+            "proxy" => false,
+            "presign" => {
+                anyhow::ensure!(
+                    s.backend == "s3",
+                    "storage.private_originals = \"presign\" needs the s3 backend"
+                );
+                true
+            }
+            other => anyhow::bail!("storage.private_originals `{other}` (proxy or presign)"),
+        };
+        let first_byte_timeout = Duration::from_secs(s.s3_timeout_secs.max(1));
+        let mut storage = match s.backend.as_str() {
             "local" => {
                 let root = data_dir.join("objects");
                 std::fs::create_dir_all(&root)
                     .with_context(|| format!("creating {}", root.display()))?;
                 let root = root.canonicalize()?;
-                let store = LocalFileSystem::new_with_prefix(&root)?;
-                Ok(Storage {
-                    store: Arc::new(store),
+                let store: Arc<dyn ObjectStore> =
+                    Arc::new(LocalFileSystem::new_with_prefix(&root)?);
+                Storage {
+                    store: store.clone(),
+                    reader: store,
+                    signer: None,
+                    prefix: String::new(),
                     local_root: Some(root),
                     tmp_dir,
-                })
+                    first_byte_timeout,
+                    public_base_url: None,
+                    redirect_public,
+                    presign_ttl: None,
+                }
             }
             "s3" => {
-                let mut builder = AmazonS3Builder::new()
-                    .with_bucket_name(&s.s3_bucket)
-                    .with_region(&s.s3_region)
-                    .with_access_key_id(&s.s3_access_key_id)
-                    .with_secret_access_key(s.s3_secret_access_key.expose())
-                    .with_allow_http(s.s3_allow_http);
-                if let Some(endpoint) = &s.s3_endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                let store = builder.build().context("configuring the S3 store")?;
-                Ok(Storage {
-                    store: Arc::new(store),
+                let bounded = ClientOptions::new()
+                    .with_timeout(first_byte_timeout)
+                    .with_connect_timeout(Duration::from_secs(5));
+                let streaming = ClientOptions::new()
+                    .with_timeout_disabled()
+                    .with_connect_timeout(Duration::from_secs(5));
+                let s3 = Arc::new(
+                    s3_builder(s, bounded)
+                        .build()
+                        .context("configuring the S3 store")?,
+                );
+                let streaming = s3_builder(s, streaming)
+                    .build()
+                    .context("configuring the S3 store")?;
+                let prefix = s.s3_prefix.trim_matches('/').to_owned();
+                let (store, reader): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) =
+                    if prefix.is_empty() {
+                        (s3.clone(), Arc::new(streaming))
+                    } else {
+                        (
+                            Arc::new(PrefixStore::new(
+                                s3.clone() as Arc<dyn ObjectStore>,
+                                prefix.as_str(),
+                            )),
+                            Arc::new(PrefixStore::new(streaming, prefix.as_str())),
+                        )
+                    };
+                Storage {
+                    store,
+                    reader,
+                    signer: Some(s3),
+                    prefix: if prefix.is_empty() {
+                        prefix
+                    } else {
+                        format!("{prefix}/")
+                    },
                     local_root: None,
                     tmp_dir,
-                })
+                    first_byte_timeout,
+                    public_base_url: None,
+                    redirect_public,
+                    presign_ttl: None,
+                }
             }
             other => anyhow::bail!("unknown storage backend `{other}` (local or s3)"),
+        };
+        storage.public_base_url = public_base_url;
+        storage.presign_ttl = presign.then(|| Duration::from_secs(s.presign_ttl_secs.max(1)));
+        Ok(storage)
+    }
+
+    /// Where a public object can be fetched without passing through Framehouse, when
+    /// `storage.public_delivery = "redirect"`. `version` (the ETag) goes into the query so
+    /// a CDN never serves an object's former bytes under its new URL.
+    pub fn public_url(&self, key: &str, version: &str) -> Option<String> {
+        if !self.redirect_public {
+            return None;
         }
+        let base = self.public_base_url.as_ref()?;
+        let version: String = url::form_urlencoded::byte_serialize(version.as_bytes()).collect();
+        Some(format!("{base}/{}{key}?v={version}", self.prefix))
+    }
+
+    /// A presigned GET of `key`, when `storage.private_originals = "presign"`.
+    pub async fn presigned_get(&self, key: &str) -> anyhow::Result<Option<String>> {
+        let (Some(signer), Some(ttl)) = (&self.signer, self.presign_ttl) else {
+            return Ok(None);
+        };
+        let url = signer
+            .signed_url(
+                reqwest::Method::GET,
+                &ObjectPath::from(format!("{}{key}", self.prefix)),
+                ttl,
+            )
+            .await?;
+        Ok(Some(url.to_string()))
     }
 
     /// Where uploads are spooled; on the same filesystem as local objects so a
@@ -114,23 +266,37 @@ impl Storage {
 
     /// Moves a finished, fsynced temp file into the store under `key`. Returns once the
     /// object is durable: renamed and its directory fsynced (local), or the multipart
-    /// upload completed (S3).
-    pub async fn put_file(&self, key: &str, file: &Path) -> anyhow::Result<()> {
+    /// upload completed (S3). The file is streamed in parts, so memory stays flat
+    /// whatever its size. `content_type` defaults to the one the key's extension implies.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: &Path,
+        content_type: Option<&str>,
+    ) -> anyhow::Result<()> {
         if let Some(dest) = self.local_path(key) {
             let file = file.to_path_buf();
             return tokio::task::spawn_blocking(move || rename_durably(&file, &dest)).await?;
         }
-        let mut upload =
-            WriteMultipart::new(self.store.put_multipart(&ObjectPath::from(key)).await?);
+        let opts = PutMultipartOptions {
+            attributes: attributes(key, content_type),
+            ..Default::default()
+        };
+        let mut upload = WriteMultipart::new_with_chunk_size(
+            self.store
+                .put_multipart_opts(&ObjectPath::from(key), opts)
+                .await?,
+            PART_SIZE,
+        );
         let mut reader = tokio::fs::File::open(file).await?;
-        let mut buf = vec![0u8; 8 * 1024 * 1024];
+        let mut buf = vec![0u8; 1024 * 1024];
         let sent: anyhow::Result<()> = async {
             loop {
                 let n = reader.read(&mut buf).await?;
                 if n == 0 {
                     return Ok(());
                 }
-                upload.wait_for_capacity(4).await?;
+                upload.wait_for_capacity(PARTS_IN_FLIGHT).await?;
                 upload.write(&buf[..n]);
             }
         }
@@ -146,8 +312,16 @@ impl Storage {
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> anyhow::Result<()> {
+        let opts = PutOptions {
+            attributes: if self.local_root.is_some() {
+                Attributes::default()
+            } else {
+                attributes(key, None)
+            },
+            ..Default::default()
+        };
         self.store
-            .put(&ObjectPath::from(key), PutPayload::from_bytes(bytes))
+            .put_opts(&ObjectPath::from(key), PutPayload::from_bytes(bytes), opts)
             .await?;
         Ok(())
     }
@@ -162,7 +336,19 @@ impl Storage {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        self.store.get_opts(&ObjectPath::from(key), options).await
+        // The body streams for as long as the client reads; the answer must come promptly.
+        match tokio::time::timeout(
+            self.first_byte_timeout,
+            self.reader.get_opts(&ObjectPath::from(key), options),
+        )
+        .await
+        {
+            Ok(got) => got,
+            Err(_) => Err(object_store::Error::Generic {
+                store: "storage",
+                source: format!("no answer within {:?}", self.first_byte_timeout).into(),
+            }),
+        }
     }
 
     /// The whole object in memory (for small objects): one blocking read when local.
@@ -256,6 +442,48 @@ impl Storage {
             }
         }
     }
+}
+
+/// S3 parts: the smallest S3 accepts is 5 MiB; 8 MiB × 3 in flight bounds an upload's
+/// buffers to about 32 MiB whatever the object's size.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+const PARTS_IN_FLIGHT: usize = 3;
+
+fn s3_builder(s: &StorageSettings, client: ClientOptions) -> AmazonS3Builder {
+    // Environment first (AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL, web identity …),
+    // then whatever the settings name. (The client options carry `allow_http`: setting
+    // them after `with_allow_http` would undo it.)
+    let mut b = AmazonS3Builder::from_env()
+        .with_client_options(client.with_allow_http(s.s3_allow_http))
+        .with_virtual_hosted_style_request(s.s3_virtual_hosted_style);
+    if !s.s3_bucket.is_empty() {
+        b = b.with_bucket_name(&s.s3_bucket);
+    }
+    if !s.s3_region.is_empty() {
+        b = b.with_region(&s.s3_region);
+    } else if std::env::var_os("AWS_REGION").is_none()
+        && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        b = b.with_region("us-east-1");
+    }
+    if let Some(endpoint) = s.s3_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        b = b.with_endpoint(endpoint);
+    }
+    if !s.s3_access_key_id.is_empty() {
+        b = b
+            .with_access_key_id(&s.s3_access_key_id)
+            .with_secret_access_key(s.s3_secret_access_key.expose());
+    }
+    b
+}
+
+/// What the store records with an S3 object, so a client fetching it straight from the
+/// bucket or a CDN gets the right type.
+fn attributes(key: &str, content_type: Option<&str>) -> Attributes {
+    let mut attributes = Attributes::new();
+    let mime = content_type.unwrap_or_else(|| super::keys::content_type(key));
+    attributes.insert(Attribute::ContentType, mime.to_owned().into());
+    attributes
 }
 
 fn rename_durably(src: &Path, dest: &Path) -> anyhow::Result<()> {

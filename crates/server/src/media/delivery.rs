@@ -31,6 +31,7 @@ pub struct Target {
         ("file" = String, Path, description = "`original`, `{preset}.{webp|jpg}` such as `thumb.webp`, or for video and audio `storyboard.vtt`, `storyboard.jpg`, `video.mp4`, `audio.{m4a|mp3|opus}`"),
         TokenQuery),
     responses((status = 200, description = "the bytes"), (status = 206, description = "a byte range"),
+        (status = 302, description = "fetch it from the store: a public object under `storage.public_base_url`, or a presigned GET of an owner-only original (when configured)"),
         (status = 304, description = "not modified"), (status = 404, body = crate::kernel::error::ErrorBody),
         (status = 416, description = "range not satisfiable")))]
 pub async fn get_file(
@@ -97,12 +98,61 @@ pub async fn get_file(
     };
     // An original that only its owner may fetch must never land in a shared cache.
     let owner_only_original = file == "original" && !state.settings.delivery.public_originals;
-    let cache = if item.visibility == "public" && !owner_only_original {
+    let public = item.visibility == "public" && !owner_only_original;
+    if let Some(location) = store_url(&state, &target, public, file == "original").await? {
+        return Ok(redirect(&location, public));
+    }
+    let cache = if public {
         "public, max-age=31536000, immutable"
     } else {
         "private, no-store"
     };
     respond(&state, &method, &headers, target, cache).await
+}
+
+/// Where the client can fetch `target` from the store itself, when the settings say so:
+/// a public object under `storage.public_base_url` (`public_delivery = "redirect"`), or
+/// a presigned GET of an owner-only original (`private_originals = "presign"`). Text
+/// files that name their siblings by relative URL (playlists, storyboard cues) always
+/// pass through, since their siblings' keys differ from their URLs here.
+async fn store_url(
+    state: &AppState,
+    target: &Target,
+    public: bool,
+    original: bool,
+) -> AppResult<Option<String>> {
+    if target.bytes.is_some() || target.mime.starts_with("text/") || target.mime.contains("mpegurl")
+    {
+        return Ok(None);
+    }
+    if public {
+        return Ok(state.storage.public_url(&target.key, &target.etag));
+    }
+    if original {
+        return state
+            .storage
+            .presigned_get(&target.key)
+            .await
+            .map_err(AppError::internal);
+    }
+    Ok(None)
+}
+
+/// A 302 to the store. A public redirect may be cached briefly (its target changes when
+/// the object does); a presigned one never.
+fn redirect(location: &str, public: bool) -> Response {
+    let cache = if public {
+        "public, max-age=60"
+    } else {
+        "private, no-store"
+    };
+    let mut resp = StatusCode::FOUND.into_response();
+    let headers = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp
 }
 
 /// A file the item's media kind serves besides the original and the presets.

@@ -442,7 +442,11 @@ async fn store(
                 let id = new_id();
                 state
                     .storage
-                    .put_file(&keys::original(&id), &spooled.file.path)
+                    .put_file(
+                        &keys::original(&id),
+                        &spooled.file.path,
+                        Some(state.media.kinds.mime(described.format)),
+                    )
                     .await
                     .map_err(AppError::internal)?;
                 spooled.file.disarm();

@@ -478,7 +478,7 @@ impl Work<'_> {
             self.handler
                 .state
                 .storage
-                .put_file(&format!("{prefix}/{name}"), &path)
+                .put_file(&format!("{prefix}/{name}"), &path, None)
                 .await
                 .map_err(retry)?;
             files.insert(name, size as i64);
@@ -587,7 +587,10 @@ pub(super) async fn publish_file(
     let run = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let key = keys::blob_file(blob_id, run, name);
     let size = tokio::fs::metadata(path).await.map_err(retry)?.len();
-    storage.put_file(&key, path).await.map_err(retry)?;
+    storage
+        .put_file(&key, path, Some(mime))
+        .await
+        .map_err(retry)?;
     let row = FileRow {
         name: name.to_string(),
         etag: hex::encode(&Sha256::digest(key.as_bytes())[..16]),

@@ -12,6 +12,7 @@ mod ops;
 mod outbox;
 mod playback;
 mod receiver;
+mod storage;
 mod transform;
 mod video;
 mod video_fixtures;

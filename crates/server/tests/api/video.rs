@@ -76,6 +76,28 @@ impl TestApp {
 
 async fn an_h264_mp4_gets_a_poster_a_ladder_a_storyboard_and_an_mp4(backend: Backend) {
     let app = spawn_app_with(backend, fast).await;
+    h264_end_to_end(&app).await;
+}
+
+/// The same on SeaweedFS: renditions, storyboard and MP4 are published to the bucket and
+/// served from it (the MP4 job reads the renditions back from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_s3, ignore = "FRAMEHOUSE_TEST_SKIP_S3=1")]
+async fn an_h264_mp4_is_processed_and_played_from_s3() {
+    let s3 = crate::storage::s3_settings();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        fast(s);
+        s.storage = s3;
+    })
+    .await;
+    h264_end_to_end(&app).await;
+    assert!(
+        app.files_under("objects").is_empty(),
+        "nothing written to the local object folder"
+    );
+}
+
+async fn h264_end_to_end(app: &TestApp) {
     let token = app.user("vera").await;
     let item = app
         .processed_clip(&token, mp4(640, 360, 4), "visibility=public")
