@@ -586,6 +586,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_status() {
         .args(["--report", "junit", "--report-junit-path"])
         .arg(&report)
         .env("NO_COLOR", "1")
+        // Its cache (`.schemathesis/`) goes into the temp dir, not the work tree.
+        .current_dir(dir.path())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(600), run)

@@ -29,8 +29,11 @@
 //! - [`run_workers`]: `concurrency` loops that claim jobs of the registered kinds and run
 //!   their [`JobHandler`], with heartbeats and graceful shutdown.
 //! - [`run_scheduler`]: enqueues [`Periodic`] jobs once per time slot, safe on many nodes.
+//! - [`Queue::listen_postgres`]: `LISTEN`s for the `NOTIFY` the jobs table's triggers send,
+//!   so idle workers on every node wake as soon as work is committed anywhere.
 
 mod job;
+mod listen;
 mod read;
 mod scheduler;
 mod store;
@@ -40,6 +43,7 @@ pub use job::{
     Backoff, ClaimedJob, FailOutcome, JobId, JobRecord, JobState, NewJob, DEFAULT_MAX_ATTEMPTS,
     PRIORITY_BATCH, PRIORITY_INTERACTIVE,
 };
+pub use listen::{listen_channel, CHANNEL};
 pub use scheduler::{enqueue_slot, run_scheduler, Periodic};
 pub use store::{DeadJob, DeadLetterHook, Queue};
 pub use worker::{run_workers, JobContext, JobError, JobHandler, WorkerConfig};

@@ -22,6 +22,19 @@ impl Queue {
         row.as_ref().map(record_from_row).transpose()
     }
 
+    /// Running jobs by the worker holding their lease (`WorkerConfig::worker_id`), with
+    /// how many of each kind: what each node of a cluster is busy with.
+    pub async fn running_by_worker(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT locked_by, kind, COUNT(*) FROM jobs \
+             WHERE state = 'running' AND locked_by IS NOT NULL \
+             GROUP BY locked_by, kind ORDER BY locked_by, kind",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
+    }
+
     /// Jobs oldest first, optionally of one state (e.g. dead letters), paged by the id
     /// of the last job of the previous page. `limit` is clamped to 1–1000.
     pub async fn list(

@@ -36,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::domain::Domain;
 use crate::kernel::db::Db;
 use crate::kernel::keyring::Keyring;
+use crate::kernel::nodes::Registry;
 use crate::kernel::outbox::Outbox;
 use crate::kernel::storage::Storage;
 use crate::settings::{Role, Settings};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub storage: Storage,
     pub queue: queue::Queue,
     pub outbox: Outbox,
+    /// This process in the service registry; its id also names its job leases.
+    pub node: Registry,
     /// Signs transform URLs and playback tokens.
     pub keyring: Arc<Keyring>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -97,7 +100,23 @@ impl AppState {
         let transform = transform::TransformEngine::new(&settings, db.clone(), storage.clone())?;
         let video = video::VideoEngine::new(&settings, storage.tmp_dir());
         let webhooks = webhooks::WebhookState::new(&settings)?;
+        let roles = settings
+            .roles
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        let address = (settings.cluster.advertise_url.clone())
+            .or_else(|| settings.public_url.clone())
+            .unwrap_or_else(|| format!("http://{}", settings.listen));
+        let node = Registry::new(
+            db.clone(),
+            settings.cluster.node_id(),
+            roles,
+            address,
+            &settings.cluster,
+        );
         Ok(AppState {
+            node,
             keyring: Arc::new(keyring),
             outbox: Outbox::new(
                 DOMAINS
@@ -153,6 +172,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn routes(with_api: bool) -> OpenApiRouter<AppState> {
     let mut app = ops::routes();
     if with_api {
+        app = app.merge(ops::api_routes());
         for domain in DOMAINS {
             app = app.merge(domain.routes());
         }
@@ -210,8 +230,19 @@ impl Application {
         let state = self.state;
         let roles = state.settings.roles.clone();
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        match tokio::time::timeout(Duration::from_secs(10), state.node.register()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "registering this node failed; retrying at the next heartbeat")
+            }
+            Err(_) => {
+                tracing::warn!("registering this node timed out; retrying at the next heartbeat")
+            }
+        }
+        let registry = tokio::spawn(state.node.clone().run(shutdown.clone()));
         let background = workers::start(&state, &roles, shutdown.clone());
         tracing::info!(addr = %self.listener.local_addr()?, ?roles, "serving");
+        let state_node = state.node.clone();
         let app = router(state);
         let token = shutdown.clone();
         // Without TCP_NODELAY a keep-alive response written as headers + body waits on
@@ -239,6 +270,10 @@ impl Application {
         // The pools abort and release their work themselves after the grace; this is a
         // backstop.
         let _ = tokio::time::timeout(grace + Duration::from_secs(5), background.wait()).await;
+        let _ = registry.await;
+        if let Err(e) = state_node.set_state("stopped").await {
+            tracing::warn!(error = %e, "marking this node stopped failed");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -15,6 +15,7 @@ pub use crate::identity::settings::{
 };
 pub use crate::kernel::db::DatabaseSettings;
 pub use crate::kernel::net::ResolverSettings;
+pub use crate::kernel::nodes::ClusterSettings;
 pub use crate::kernel::outbox::settings::EventSettings;
 pub use crate::kernel::secret::Secret;
 pub use crate::kernel::storage::StorageSettings;
@@ -34,6 +35,14 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::Scheduler => "scheduler",
+        }
+    }
+
     /// Parses `all` or a comma-separated list such as `api,worker`.
     pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
         let mut roles = Vec::new();
@@ -85,6 +94,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub events: EventSettings,
     pub resolver: ResolverSettings,
+    pub cluster: ClusterSettings,
     // Domain sections, each defined in its domain's `settings` module.
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -137,6 +147,7 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             events: EventSettings::default(),
             resolver: ResolverSettings::default(),
+            cluster: ClusterSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             delivery: DeliverySettings::default(),

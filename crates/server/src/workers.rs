@@ -49,11 +49,6 @@ impl Background {
     }
 }
 
-/// The name this process goes by in leases (subscriber cursors, webhook deliveries).
-fn node_id() -> String {
-    format!("node-{}", uuid::Uuid::new_v4().simple())
-}
-
 pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> Background {
     let mut tasks = JoinSet::new();
     if state.db.backend == Backend::Postgres {
@@ -73,6 +68,15 @@ pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> B
         );
     }
     if roles.contains(&Role::Worker) {
+        if state.db.backend == Backend::Postgres {
+            // Jobs committed on any node wake this node's idle workers at once.
+            let listener = state
+                .queue
+                .listen_postgres(state.settings.database_url(), shutdown.clone());
+            tasks.spawn(async move {
+                let _ = listener.await;
+            });
+        }
         let handle = job_workers(state, shutdown.clone());
         tasks.spawn(async move {
             let _ = handle.await;
@@ -83,7 +87,7 @@ pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> B
             subscribers,
             state.settings.events.clone(),
             state.outbox.wake.clone(),
-            node_id(),
+            state.node.id.clone(),
             shutdown.clone(),
         ));
         for run in DOMAINS
@@ -125,7 +129,7 @@ fn job_workers(state: &AppState, shutdown: CancellationToken) -> tokio::task::Jo
         heartbeat_every: lease / 3,
         poll_interval: Duration::from_millis(s.worker.poll_interval_ms.max(10)),
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs),
-        ..WorkerConfig::default()
+        worker_id: state.node.id.clone(),
     };
     queue::run_workers(state.queue.clone(), handlers, config, shutdown)
 }

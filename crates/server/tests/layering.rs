@@ -44,6 +44,7 @@ const OWNED: &[(&str, &str)] = &[
 const TABLES: &[(&str, &str)] = &[
     ("events", "kernel"),
     ("event_cursors", "kernel"),
+    ("nodes", "kernel"),
     ("users", "identity"),
     ("sessions", "identity"),
     ("refresh_tokens", "identity"),

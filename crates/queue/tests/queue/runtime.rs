@@ -398,3 +398,80 @@ async fn cancelling_a_running_job_stops_its_handler_and_it_stays_cancelled(db: T
         .unwrap()
         .unwrap();
 }
+
+/// Tells the test when each job started.
+struct Started(tokio::sync::mpsc::UnboundedSender<Instant>);
+
+#[async_trait]
+impl JobHandler for Started {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let _ = self.0.send(Instant::now());
+        Ok(())
+    }
+}
+
+/// A job committed through node A's pool starts on node B's idle workers, whose poll
+/// interval is a minute: only B's `LISTEN` can have woken them. Then B's listener loses
+/// its connection (terminated by the server) and comes back on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_postgres, ignore = "FRAMEHOUSE_TEST_SKIP_POSTGRES=1")]
+async fn postgres_notify_starts_a_job_on_another_node_at_once() {
+    let db = crate::support::postgres().await;
+    let url = db.url.clone().unwrap();
+    let pool_b = sqlx::any::AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    let node_b = Queue::new(pool_b, queue::Backend::Postgres);
+    let (tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let mut handlers: HashMap<String, Arc<dyn JobHandler>> = HashMap::new();
+    handlers.insert("wake".into(), Arc::new(Started(tx)));
+    let mut cfg = config(30_000, 1_000);
+    cfg.worker_id = "node-b".into();
+    cfg.poll_interval = Duration::from_secs(60);
+    let shutdown = CancellationToken::new();
+    let listener = node_b.listen_postgres(url.clone(), shutdown.clone());
+    let workers = run_workers(node_b.clone(), handlers, cfg, shutdown.clone());
+    let listening = "SELECT COUNT(*) FROM pg_stat_activity \
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    wait_until(Duration::from_secs(10), "node B listens", || async {
+        db.scalar(listening).await >= 1
+    })
+    .await;
+
+    let mut latencies = Vec::new();
+    for round in 0..6 {
+        if round == 3 {
+            // Cut the listener's connection; it reconnects and listens again.
+            db.scalar(
+                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%') t",
+            )
+            .await;
+            wait_until(Duration::from_secs(10), "node B listens again", || async {
+                db.scalar(listening).await >= 1
+            })
+            .await;
+        }
+        let t0 = Instant::now();
+        db.queue
+            .enqueue(NewJob::new("wake", json!({})))
+            .await
+            .unwrap();
+        let at = tokio::time::timeout(Duration::from_secs(10), started.recv())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the job did not start on node B"))
+            .unwrap();
+        latencies.push(at - t0);
+    }
+    for (round, latency) in latencies.iter().enumerate() {
+        assert!(
+            *latency < Duration::from_secs(5),
+            "round {round}: started after {latency:?} (the poll is 60 s)"
+        );
+    }
+    shutdown.cancel();
+    workers.await.unwrap();
+    listener.await.unwrap();
+}

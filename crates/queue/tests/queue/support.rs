@@ -12,6 +12,8 @@ use tempfile::TempDir;
 pub struct TestDb {
     pub queue: Queue,
     pub pool: AnyPool,
+    /// The database's URL (PostgreSQL), for a second node's pool or a listener.
+    pub url: Option<String>,
     /// Keeps the SQLite file alive for the test's duration.
     _dir: Option<TempDir>,
 }
@@ -66,6 +68,7 @@ pub async fn sqlite() -> TestDb {
     TestDb {
         queue: Queue::new(pool.clone(), Backend::Sqlite),
         pool,
+        url: None,
         _dir: Some(dir),
     }
 }
@@ -87,9 +90,10 @@ pub async fn postgres() -> TestDb {
         .await
         .expect("creating the test database");
     admin.close().await.ok();
+    let url = with_database(&admin_url, &name);
     let pool = AnyPoolOptions::new()
         .max_connections(10)
-        .connect(&with_database(&admin_url, &name))
+        .connect(&url)
         .await
         .expect("connecting to the test database");
     sqlx::migrate!("../../migrations/postgres")
@@ -100,6 +104,7 @@ pub async fn postgres() -> TestDb {
     TestDb {
         queue: Queue::new(pool.clone(), Backend::Postgres),
         pool,
+        url: Some(url),
         _dir: None,
     }
 }

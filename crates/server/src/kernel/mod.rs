@@ -9,6 +9,7 @@ pub mod ids;
 pub mod keyring;
 pub mod keys;
 pub mod net;
+pub mod nodes;
 pub mod outbox;
 pub mod paging;
 pub mod secret;

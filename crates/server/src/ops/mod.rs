@@ -2,6 +2,7 @@
 //! plus the request-metrics middleware.
 
 mod errors;
+mod nodes;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -25,6 +26,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
+}
+
+/// The operations routes only the api role serves (they need a signed-in admin).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    nodes::routes()
 }
 
 /// `/api/v1/openapi.json`, serving the document the routes made.

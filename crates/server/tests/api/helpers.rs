@@ -251,6 +251,14 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Runs a query returning one BIGINT.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+    }
+
     /// Regular files under the data dir's `sub` folder.
     pub fn files_under(&self, sub: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

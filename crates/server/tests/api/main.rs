@@ -1,6 +1,7 @@
 //! API integration tests: the real router and workers over real SQLite and PostgreSQL.
 
 mod access;
+mod cluster;
 mod delivery;
 mod events;
 mod fixtures;

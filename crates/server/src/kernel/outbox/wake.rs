@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -38,38 +37,11 @@ impl Wake {
     }
 
     /// Listens on PostgreSQL until `shutdown`, reconnecting after errors; every
-    /// notification rings. Rings once after each (re)connect, since notifications sent
-    /// while disconnected are lost.
+    /// notification rings, and so does each (re)connect, since notifications sent while
+    /// disconnected are lost.
     pub fn listen_postgres(&self, url: String, shutdown: CancellationToken) {
         let wake = self.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            while !shutdown.is_cancelled() {
-                match listen_once(&wake, &url, &shutdown).await {
-                    Ok(()) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event listener lost its connection; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-        });
-    }
-}
-
-async fn listen_once(wake: &Wake, url: &str, shutdown: &CancellationToken) -> sqlx::Result<()> {
-    let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
-    wake.ring();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            got = listener.recv() => { got?; wake.ring(); }
-        }
+        queue::listen_channel(url, CHANNEL, move || wake.ring(), shutdown);
     }
 }
 
