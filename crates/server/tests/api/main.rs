@@ -8,6 +8,7 @@ mod fixtures;
 mod helpers;
 mod identity;
 mod ingest;
+mod nginx;
 mod oidc;
 mod ops;
 mod outbox;
