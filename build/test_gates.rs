@@ -5,7 +5,7 @@
 // Under `CI=true` no gate is ever set: a missing service fails the run.
 
 /// The services tests can be told to skip.
-const GATES: &[&str] = &["postgres", "oidc", "python", "dns", "s3", "nginx"];
+const GATES: &[&str] = &["postgres", "oidc", "python", "dns", "s3", "nginx", "rabbitmq"];
 
 fn emit_test_gates() {
     println!("cargo::rerun-if-env-changed=CI");

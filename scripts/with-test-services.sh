@@ -32,7 +32,11 @@ mkdir -p "$tmp/pg" "$tmp/pgsock"
 oidc_pid=
 dns_pid=
 weed_pid=
+# Tests start their own RabbitMQ brokers (scripts/rabbitmq.sh); Erlang leaves its port
+# mapper (epmd) behind, stopped here unless one was running before.
+epmd_before=$(pgrep -x epmd >/dev/null && echo yes || echo no)
 cleanup() {
+  [ "$epmd_before" = no ] && pkill -x epmd 2>/dev/null || true
   [ -n "$weed_pid" ] && kill "$weed_pid" 2>/dev/null && wait "$weed_pid" 2>/dev/null || true
   [ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null || true
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null || true

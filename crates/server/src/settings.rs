@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::events::amqp::BrokerSettings;
 pub use crate::identity::settings::{
     AuthSettings, NotifierSettings, OidcProviderSettings, RateLimitSettings, RateRule,
 };
@@ -104,6 +105,7 @@ pub struct Settings {
     pub video: VideoSettings,
     pub playback: PlaybackSettings,
     pub webhooks: WebhookSettings,
+    pub broker: BrokerSettings,
 }
 
 fn roles_from_list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
@@ -156,6 +158,7 @@ impl Default for Settings {
             video: VideoSettings::default(),
             playback: PlaybackSettings::default(),
             webhooks: WebhookSettings::default(),
+            broker: BrokerSettings::default(),
         }
     }
 }

@@ -38,6 +38,7 @@ const OWNED: &[(&str, &str)] = &[
     ("settings.video", "video"),
     ("settings.playback", "playback"),
     ("settings.webhooks", "webhooks"),
+    ("settings.broker", "events"),
 ];
 
 /// Tables by the domain whose SQL may touch them.

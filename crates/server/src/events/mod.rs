@@ -4,7 +4,10 @@
 //! keep idle connections open). Everyone sees only the events that concern them; admins
 //! may ask for everyone's.
 
+pub mod amqp;
 mod stream;
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
@@ -16,6 +19,7 @@ use utoipa_axum::routes;
 use crate::domain::Domain;
 use crate::identity::Caller;
 use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
+use crate::kernel::outbox::relay::Subscriber;
 use crate::kernel::outbox::{self, EventView, Filter, Position};
 use crate::AppState;
 
@@ -31,6 +35,14 @@ impl Domain for Events {
         OpenApiRouter::new()
             .routes(routes!(list_events))
             .routes(routes!(stream::stream_events))
+    }
+
+    fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        let broker = &state.settings.broker;
+        match broker.amqp_url.as_ref().filter(|u| !u.expose().is_empty()) {
+            Some(url) => vec![Arc::new(amqp::Publisher::new(broker, url.clone()))],
+            None => Vec::new(),
+        }
     }
 }
 
