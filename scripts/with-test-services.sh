@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the servers the test suite needs (PostgreSQL, two local OpenID Connect providers from
+# Start the servers the test suite needs (PostgreSQL and a streaming replica, two local OpenID Connect providers from
 # tests/oidc-provider, a dnsmasq DNS server with test names, SeaweedFS as the S3-compatible
 # store) on free loopback ports inside a temp dir, run the given command with their
 # addresses exported, then stop them.
@@ -40,6 +40,7 @@ cleanup() {
   [ -n "$weed_pid" ] && kill "$weed_pid" 2>/dev/null && wait "$weed_pid" 2>/dev/null || true
   [ -n "$oidc_pid" ] && kill "$oidc_pid" 2>/dev/null || true
   [ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null || true
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/replica/data" -m immediate stop >/dev/null 2>&1 || true
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -53,6 +54,20 @@ trap cleanup EXIT INT TERM
 
 export FRAMEHOUSE_TEST_POSTGRES_URL="postgres://framehouse@127.0.0.1:$pg_port/postgres"
 echo "test services: PostgreSQL at 127.0.0.1:$pg_port" >&2
+
+# A streaming replica of it (hot standby), for the read-replica tests: every database the
+# tests create on the primary appears here too.
+replica_port=$(free_port)
+mkdir -p "$tmp/pg/replica"
+[ "$(id -u)" = 0 ] && chown postgres "$tmp/pg/replica"
+chmod 700 "$tmp/pg/replica"
+"${as_pg[@]}" "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U framehouse -D "$tmp/pg/replica/data" -R -X stream >"$tmp/basebackup.log" 2>&1 \
+  || { cat "$tmp/basebackup.log" >&2; exit 1; }
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/replica/data" -l "$tmp/pg/replica/server.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $replica_port -k $tmp/pgsock -c hot_standby=on -c max_connections=400 -c fsync=off" \
+  start >/dev/null || { cat "$tmp/pg/replica/server.log" >&2; exit 1; }
+export FRAMEHOUSE_TEST_POSTGRES_REPLICA_URL="postgres://framehouse@127.0.0.1:$replica_port/postgres"
+echo "test services: PostgreSQL streaming replica at 127.0.0.1:$replica_port" >&2
 
 # OIDC providers: run a copy of provider.mjs next to a link to the npm deps that
 # scripts/install-deps.sh installed. Its stdin is a FIFO whose only writer is this script

@@ -80,7 +80,18 @@ impl AppState {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         imaging::init(settings.worker.concurrency.max(1)).context("starting the image engine")?;
-        let db = Db::connect(&settings.database_url(), settings.database.max_connections).await?;
+        let mut db =
+            Db::connect(&settings.database_url(), settings.database.max_connections).await?;
+        if let Some(read) = settings
+            .database
+            .read_url
+            .as_ref()
+            .filter(|u| !u.expose().is_empty())
+        {
+            db = db
+                .with_read_replica(read.expose(), settings.database.max_connections)
+                .await?;
+        }
         db.migrate().await?;
         kernel::outbox::rebase_after_restore(&db).await?;
         let storage = Storage::open(&settings.data_dir, &settings.storage)?;
@@ -239,7 +250,8 @@ impl Application {
                 tracing::warn!("registering this node timed out; retrying at the next heartbeat")
             }
         }
-        let registry = tokio::spawn(state.node.clone().run(shutdown.clone()));
+        let drained = CancellationToken::new();
+        let registry = tokio::spawn(state.node.clone().run(shutdown.clone(), drained.clone()));
         let background = workers::start(&state, &roles, shutdown.clone());
         tracing::info!(addr = %self.listener.local_addr()?, ?roles, "serving");
         let state_node = state.node.clone();
@@ -270,6 +282,7 @@ impl Application {
         // The pools abort and release their work themselves after the grace; this is a
         // backstop.
         let _ = tokio::time::timeout(grace + Duration::from_secs(5), background.wait()).await;
+        drained.cancel();
         let _ = registry.await;
         if let Err(e) = state_node.set_state("stopped").await {
             tracing::warn!(error = %e, "marking this node stopped failed");

@@ -20,6 +20,10 @@ pub struct DatabaseSettings {
     pub url: Option<Secret>,
     /// Connection pool size. Default 16.
     pub max_connections: u32,
+    /// A read-only replica (`postgres://…` of a streaming standby) for listings. They may
+    /// then lag the primary by the replica's replay delay; single-item reads, writes and
+    /// everything transactional stay on the primary. Default none (all on `url`).
+    pub read_url: Option<Secret>,
 }
 
 impl Default for DatabaseSettings {
@@ -27,6 +31,7 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             max_connections: 16,
+            read_url: None,
         }
     }
 }
@@ -34,6 +39,8 @@ impl Default for DatabaseSettings {
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    /// The replica's pool when `database.read_url` is set, else `pool` itself.
+    read: AnyPool,
     pub backend: Backend,
 }
 
@@ -67,7 +74,40 @@ impl Db {
             .connect(url)
             .await
             .context("connecting to the database")?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            read: pool.clone(),
+            pool,
+            backend,
+        })
+    }
+
+    /// Sends [`Db::reader`]'s queries to the replica at `url`.
+    pub async fn with_read_replica(
+        mut self,
+        url: &str,
+        max_connections: u32,
+    ) -> anyhow::Result<Db> {
+        anyhow::ensure!(
+            backend_of(url)? == self.backend,
+            "database.read_url must be the same kind of database as database.url"
+        );
+        self.read = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .context("connecting to the read replica")?;
+        Ok(self)
+    }
+
+    /// The database for reads that may lag a little (listings): the replica when there is
+    /// one. Never write through it — a standby refuses writes.
+    pub fn reader(&self) -> Db {
+        Db {
+            pool: self.read.clone(),
+            read: self.read.clone(),
+            backend: self.backend,
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

@@ -194,17 +194,27 @@ impl Registry {
         Ok(done.rows_affected())
     }
 
-    /// Heartbeats until `shutdown`, then marks the node `draining` (call [`register`]
-    /// first). Errors are logged and retried at the next beat: the registry informs, it
-    /// never stops a node from serving.
+    /// Heartbeats until `drained`, marking the node `draining` as soon as `shutdown`
+    /// fires (call [`register`] first; the caller marks it `stopped`). A draining node
+    /// keeps its heartbeat, so jobs finishing in a long grace period never show as dead.
+    /// Errors are logged and retried at the next beat: the registry informs, it never
+    /// stops a node from serving.
     ///
     /// [`register`]: Registry::register
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken, drained: CancellationToken) {
         let every = Duration::from_secs(self.settings.heartbeat_secs.max(1));
         let mut beats = 0u64;
+        let mut draining = false;
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = drained.cancelled() => return,
+                () = shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    if let Err(e) = self.set_state("draining").await {
+                        tracing::warn!(error = %e, "marking this node draining failed");
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep(every) => {}
             }
             if let Err(e) = self.heartbeat().await {
@@ -216,9 +226,6 @@ impl Registry {
                     tracing::warn!(error = %e, "forgetting old nodes failed");
                 }
             }
-        }
-        if let Err(e) = self.set_state("draining").await {
-            tracing::warn!(error = %e, "marking this node draining failed");
         }
     }
 }

@@ -204,10 +204,11 @@ pub async fn list_media(
         }
         _ => caller.user_id.as_str(),
     };
-    let mut rows =
-        repo::items_of_owner(&state.db, owner, page.cursor.as_deref(), page.fetch()).await?;
+    // A listing may lag by the replica's delay (`database.read_url`).
+    let db = state.db.reader();
+    let mut rows = repo::items_of_owner(&db, owner, page.cursor.as_deref(), page.fetch()).await?;
     let next_cursor = page.finish(&mut rows, |r| r.id.clone());
-    let mut conn = state.db.pool.acquire().await?;
+    let mut conn = db.pool.acquire().await?;
     let items = items_json(&state, &mut conn, rows).await?;
     Ok(Json(MediaPage { items, next_cursor }))
 }

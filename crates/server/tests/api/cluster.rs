@@ -21,6 +21,7 @@ async fn node(
         s.database = DatabaseSettings {
             url: Some(Secret::new(url)),
             max_connections: 10,
+            ..DatabaseSettings::default()
         };
         s.roles = roles;
         s.cluster.heartbeat_secs = 1;
@@ -196,4 +197,90 @@ async fn a_single_sqlite_node_lists_itself() {
         me["roles"],
         serde_json::json!(["api", "worker", "scheduler"])
     );
+}
+
+/// Listings are read from the replica (`database.read_url`), everything else from the
+/// primary: with the standby's replay paused, a new item is there by id but not yet in the
+/// listing; once replay resumes, the listing catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_postgres, ignore = "FRAMEHOUSE_TEST_SKIP_POSTGRES=1")]
+async fn listings_come_from_the_read_replica_and_catch_up_when_it_replays() {
+    let url = fresh_postgres_url().await;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let replica_admin = crate::helpers::service_env("FRAMEHOUSE_TEST_POSTGRES_REPLICA_URL");
+    let (base, _) = replica_admin.rsplit_once('/').unwrap();
+    let replica_url = format!("{base}/{name}");
+    // The new database reaches the standby a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while <sqlx::AnyConnection as sqlx::Connection>::connect(&replica_url)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the database never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read_url = replica_url.clone();
+    let app = node(&url, vec![Role::Api, Role::Worker], move |s| {
+        s.database.read_url = Some(Secret::new(read_url));
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let first = app.upload_ok(&alice, fixtures::jpeg(300, 200), "").await;
+    let first_id = first["id"].as_str().unwrap().to_string();
+    app.wait_processed(&alice, &first_id).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !listing(&app, &alice).await.contains(&first_id) {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never showed the item"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut standby = <sqlx::AnyConnection as sqlx::Connection>::connect(&replica_admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut standby)
+        .await
+        .unwrap();
+    let second = app.upload_ok(&alice, fixtures::jpeg(320, 200), "").await;
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let by_id = app.get_item(Some(&alice), &second_id).await;
+    assert_eq!(
+        by_id.status(),
+        StatusCode::OK,
+        "single reads use the primary"
+    );
+    let stale = listing(&app, &alice).await;
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut standby)
+        .await
+        .unwrap();
+    assert!(stale.contains(&first_id), "{stale:?}");
+    assert!(
+        !stale.contains(&second_id),
+        "the listing came from the paused replica: {stale:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !listing(&app, &alice).await.contains(&second_id) {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids `GET /api/v1/media` lists for `token`.
+async fn listing(app: &TestApp, token: &str) -> Vec<String> {
+    let resp = app.get(Some(token), "/api/v1/media").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
 }

@@ -103,6 +103,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         settings.database = DatabaseSettings {
             url: Some(Secret::new(fresh_postgres_url().await)),
             max_connections: 10,
+            ..DatabaseSettings::default()
         };
     }
     tweak(&mut settings);

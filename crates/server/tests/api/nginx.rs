@@ -150,6 +150,7 @@ async fn api_node(url: &str, data_dir: Option<std::path::PathBuf>) -> TestApp {
         s.database = DatabaseSettings {
             url: Some(Secret::new(url)),
             max_connections: 10,
+            ..DatabaseSettings::default()
         };
         s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         if let Some(dir) = data_dir {
