@@ -39,3 +39,4 @@ bench:
 	bench/video.sh
 	bench/auth.sh
 	bench/events.sh
+	bench/wakeup.sh
