@@ -93,6 +93,15 @@ impl Default for StorageSettings {
     }
 }
 
+/// The parts of an opened backend: store, body reader, signer, key prefix, local root.
+type Backend = (
+    Arc<dyn ObjectStore>,
+    Arc<dyn ObjectStore>,
+    Option<Arc<AmazonS3>>,
+    String,
+    Option<PathBuf>,
+);
+
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
@@ -106,8 +115,9 @@ pub struct Storage {
     local_root: Option<PathBuf>,
     tmp_dir: PathBuf,
     first_byte_timeout: Duration,
-    public_base_url: Option<String>,
-    redirect_public: bool,
+    /// `storage.public_base_url` when `public_delivery = "redirect"`.
+    redirect_base: Option<String>,
+    /// Set when `private_originals = "presign"`.
     presign_ttl: Option<Duration>,
 }
 
@@ -153,7 +163,7 @@ impl Storage {
             other => anyhow::bail!("storage.private_originals `{other}` (proxy or presign)"),
         };
         let first_byte_timeout = Duration::from_secs(s.s3_timeout_secs.max(1));
-        let mut storage = match s.backend.as_str() {
+        let (store, reader, signer, prefix, local_root): Backend = match s.backend.as_str() {
             "local" => {
                 let root = data_dir.join("objects");
                 std::fs::create_dir_all(&root)
@@ -161,18 +171,7 @@ impl Storage {
                 let root = root.canonicalize()?;
                 let store: Arc<dyn ObjectStore> =
                     Arc::new(LocalFileSystem::new_with_prefix(&root)?);
-                Storage {
-                    store: store.clone(),
-                    reader: store,
-                    signer: None,
-                    prefix: String::new(),
-                    local_root: Some(root),
-                    tmp_dir,
-                    first_byte_timeout,
-                    public_base_url: None,
-                    redirect_public,
-                    presign_ttl: None,
-                }
+                (store.clone(), store, None, String::new(), Some(root))
             }
             "s3" => {
                 let bounded = ClientOptions::new()
@@ -186,54 +185,43 @@ impl Storage {
                         .build()
                         .context("configuring the S3 store")?,
                 );
-                let streaming = s3_builder(s, streaming)
-                    .build()
-                    .context("configuring the S3 store")?;
-                let prefix = s.s3_prefix.trim_matches('/').to_owned();
-                let (store, reader): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) =
-                    if prefix.is_empty() {
-                        (s3.clone(), Arc::new(streaming))
-                    } else {
-                        (
-                            Arc::new(PrefixStore::new(
-                                s3.clone() as Arc<dyn ObjectStore>,
-                                prefix.as_str(),
-                            )),
-                            Arc::new(PrefixStore::new(streaming, prefix.as_str())),
-                        )
-                    };
-                Storage {
-                    store,
-                    reader,
-                    signer: Some(s3),
-                    prefix: if prefix.is_empty() {
-                        prefix
-                    } else {
-                        format!("{prefix}/")
-                    },
-                    local_root: None,
-                    tmp_dir,
-                    first_byte_timeout,
-                    public_base_url: None,
-                    redirect_public,
-                    presign_ttl: None,
+                let streaming: Arc<dyn ObjectStore> = Arc::new(
+                    s3_builder(s, streaming)
+                        .build()
+                        .context("configuring the S3 store")?,
+                );
+                let store: Arc<dyn ObjectStore> = s3.clone();
+                match s.s3_prefix.trim_matches('/') {
+                    "" => (store, streaming, Some(s3), String::new(), None),
+                    prefix => (
+                        Arc::new(PrefixStore::new(store, prefix)),
+                        Arc::new(PrefixStore::new(streaming, prefix)),
+                        Some(s3),
+                        format!("{prefix}/"),
+                        None,
+                    ),
                 }
             }
             other => anyhow::bail!("unknown storage backend `{other}` (local or s3)"),
         };
-        storage.public_base_url = public_base_url;
-        storage.presign_ttl = presign.then(|| Duration::from_secs(s.presign_ttl_secs.max(1)));
-        Ok(storage)
+        Ok(Storage {
+            store,
+            reader,
+            signer,
+            prefix,
+            local_root,
+            tmp_dir,
+            first_byte_timeout,
+            redirect_base: public_base_url.filter(|_| redirect_public),
+            presign_ttl: presign.then(|| Duration::from_secs(s.presign_ttl_secs.max(1))),
+        })
     }
 
     /// Where a public object can be fetched without passing through Framehouse, when
     /// `storage.public_delivery = "redirect"`. `version` (the ETag) goes into the query so
     /// a CDN never serves an object's former bytes under its new URL.
     pub fn public_url(&self, key: &str, version: &str) -> Option<String> {
-        if !self.redirect_public {
-            return None;
-        }
-        let base = self.public_base_url.as_ref()?;
+        let base = self.redirect_base.as_ref()?;
         let version: String = url::form_urlencoded::byte_serialize(version.as_bytes()).collect();
         Some(format!("{base}/{}{key}?v={version}", self.prefix))
     }

@@ -9,7 +9,7 @@ use server::kernel::nodes::Registry;
 use server::settings::{DatabaseSettings, Role, Secret};
 
 use crate::fixtures;
-use crate::helpers::{fresh_postgres_url, spawn_app_with, Backend, TestApp};
+use crate::helpers::{eventually, fresh_postgres_url, spawn_app_with, Backend, TestApp};
 
 async fn node(
     url: &str,
@@ -72,11 +72,12 @@ async fn a_job_committed_on_an_api_node_starts_on_a_worker_node_without_waiting_
     // The worker idles on its poll only once it has looked for work and found none.
     let listening = "SELECT COUNT(*) FROM pg_stat_activity \
         WHERE datname = current_database() AND query LIKE 'LISTEN%framehouse_jobs%'";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api.scalar(listening).await < 1 {
-        assert!(Instant::now() < deadline, "the worker node never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the worker node listens",
+        || async { api.scalar(listening).await >= 1 },
+    )
+    .await;
     let alice = api.user("alice").await;
     let started = Instant::now();
     let item = api.upload_ok(&alice, fixtures::jpeg(400, 300), "").await;
@@ -143,15 +144,10 @@ async fn the_registry_lists_nodes_with_roles_health_and_work() {
 
     // Heartbeats move forward.
     let first = w["last_heartbeat_at"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let nodes = nodes_of(&api, &admin).await;
-        if find(&nodes, &worker_id)["last_heartbeat_at"] != first.as_str() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no second heartbeat");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), "a second heartbeat", || async {
+        find(&nodes_of(&api, &admin).await, &worker_id)["last_heartbeat_at"] != first.as_str()
+    })
+    .await;
 
     // A clean shutdown deregisters.
     worker.stop().await;
@@ -173,15 +169,12 @@ async fn the_registry_lists_nodes_with_roles_health_and_work() {
         find(&nodes_of(&api, &admin).await, &ghost_id)["status"],
         "up"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let nodes = nodes_of(&api, &admin).await;
-        if find(&nodes, &ghost_id)["status"] == "dead" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never reported dead: {nodes:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        "the silent node reported dead",
+        || async { find(&nodes_of(&api, &admin).await, &ghost_id)["status"] == "dead" },
+    )
+    .await;
 }
 
 /// The embedded single node registers too (SQLite), and lists itself.
@@ -211,17 +204,16 @@ async fn listings_come_from_the_read_replica_and_catch_up_when_it_replays() {
     let (base, _) = replica_admin.rsplit_once('/').unwrap();
     let replica_url = format!("{base}/{name}");
     // The new database reaches the standby a moment later.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while <sqlx::AnyConnection as sqlx::Connection>::connect(&replica_url)
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the database never reached the replica"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the database reaches the replica",
+        || async {
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&replica_url)
+                .await
+                .is_ok()
+        },
+    )
+    .await;
     let read_url = replica_url.clone();
     let app = node(&url, vec![Role::Api, Role::Worker], move |s| {
         s.database.read_url = Some(Secret::new(read_url));
@@ -231,14 +223,12 @@ async fn listings_come_from_the_read_replica_and_catch_up_when_it_replays() {
     let first = app.upload_ok(&alice, fixtures::jpeg(300, 200), "").await;
     let first_id = first["id"].as_str().unwrap().to_string();
     app.wait_processed(&alice, &first_id).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !listing(&app, &alice).await.contains(&first_id) {
-        assert!(
-            Instant::now() < deadline,
-            "the replica never showed the item"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the replica shows the item",
+        || async { listing(&app, &alice).await.contains(&first_id) },
+    )
+    .await;
 
     let mut standby = <sqlx::AnyConnection as sqlx::Connection>::connect(&replica_admin)
         .await
@@ -265,11 +255,12 @@ async fn listings_come_from_the_read_replica_and_catch_up_when_it_replays() {
         !stale.contains(&second_id),
         "the listing came from the paused replica: {stale:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !listing(&app, &alice).await.contains(&second_id) {
-        assert!(Instant::now() < deadline, "the replica never caught up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the replica catches up",
+        || async { listing(&app, &alice).await.contains(&second_id) },
+    )
+    .await;
 }
 
 /// The ids `GET /api/v1/media` lists for `token`.

@@ -154,15 +154,7 @@ async fn deleting_the_last_reference_collects_blob_and_derivatives(backend: Back
     };
     del(alice.clone(), a["id"].as_str().unwrap().to_string()).await;
     // The blob's collection ran (and kept it: bob's item still uses it).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while app
-        .count("jobs WHERE kind = 'gc_blob' AND state = 'succeeded'")
-        .await
-        < 1
-    {
-        assert!(std::time::Instant::now() < deadline, "gc_blob did not run");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_job("gc_blob").await;
     assert_eq!(
         app.files_under("objects").len(),
         9,

@@ -260,6 +260,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits (30 s at most) until a job of `kind` has succeeded.
+    pub async fn wait_for_job(&self, kind: &str) {
+        let sql = format!("jobs WHERE kind = '{kind}' AND state = 'succeeded'");
+        eventually(Duration::from_secs(30), kind, || async {
+            self.count(&sql).await >= 1
+        })
+        .await;
+    }
+
     /// Regular files under the data dir's `sub` folder.
     pub fn files_under(&self, sub: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -333,6 +342,19 @@ impl TestApp {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Polls `done` every 20 ms until it holds; fails the test, naming `what`, after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

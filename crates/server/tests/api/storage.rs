@@ -411,15 +411,7 @@ async fn media_lives_in_the_bucket_from_upload_to_collection() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app
-        .count("jobs WHERE kind = 'gc_blob' AND state = 'succeeded'")
-        .await
-        < 1
-    {
-        assert!(Instant::now() < deadline, "gc_blob did not run");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_for_job("gc_blob").await;
     let left: Vec<String> = bucket_keys(&prefix)
         .into_iter()
         .filter(|k| k.contains(&blob))
