@@ -5,7 +5,9 @@
 // Under `CI=true` no gate is ever set: a missing service fails the run.
 
 /// The services tests can be told to skip.
-const GATES: &[&str] = &["postgres", "oidc", "python", "dns", "s3", "nginx", "rabbitmq"];
+const GATES: &[&str] = &[
+    "postgres", "oidc", "python", "dns", "s3", "nginx", "rabbitmq", "redis",
+];
 
 fn emit_test_gates() {
     println!("cargo::rerun-if-env-changed=CI");

@@ -68,6 +68,16 @@ pub trait Domain: Sync {
         Vec::new()
     }
 
+    /// Long-running loops of the api role (revocation notices, flushing view counters),
+    /// each returning when `shutdown` is cancelled, its work saved.
+    fn api_loops(
+        &self,
+        _state: &AppState,
+        _shutdown: CancellationToken,
+    ) -> Vec<BoxFuture<'static, ()>> {
+        Vec::new()
+    }
+
     /// Sets its gauges at scrape time (read from the database, so every node agrees).
     fn gauges<'a>(&self, _state: &'a AppState) -> BoxFuture<'a, ()> {
         Box::pin(async {})

@@ -63,6 +63,9 @@ pub struct AppState {
     pub outbox: Outbox,
     /// This process in the service registry; its id also names its job leases.
     pub node: Registry,
+    /// The shared Redis when `cache.redis_url` is set (else every call answers "not
+    /// available" and callers keep to this node).
+    pub redis: kernel::cache::Redis,
     /// Signs transform URLs and playback tokens.
     pub keyring: Arc<Keyring>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -95,6 +98,7 @@ impl AppState {
         db.migrate().await?;
         kernel::outbox::rebase_after_restore(&db).await?;
         let storage = Storage::open(&settings.data_dir, &settings.storage)?;
+        let redis = kernel::cache::Redis::connect(&settings.cache).await?;
         let queue = queue::Queue::new(db.pool.clone(), db.backend)
             .on_dead_letter(Arc::new(media::jobs::DeadLetterEvents));
         let url_keys = (settings.transform.signing_keys.iter())
@@ -104,11 +108,13 @@ impl AppState {
         let identity = identity::IdentityState::new(
             &settings,
             &db,
+            &redis,
             secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?,
         )?;
         let kinds = DOMAINS.iter().flat_map(|d| d.media_kinds()).collect();
-        let media = media::MediaState::new(&settings, kinds);
-        let transform = transform::TransformEngine::new(&settings, db.clone(), storage.clone())?;
+        let media = media::MediaState::new(&settings, &redis, kinds);
+        let transform =
+            transform::TransformEngine::new(&settings, db.clone(), storage.clone(), redis.clone())?;
         let video = video::VideoEngine::new(&settings, storage.tmp_dir());
         let webhooks = webhooks::WebhookState::new(&settings)?;
         let roles = settings
@@ -128,6 +134,7 @@ impl AppState {
         );
         Ok(AppState {
             node,
+            redis,
             keyring: Arc::new(keyring),
             outbox: Outbox::new(
                 DOMAINS

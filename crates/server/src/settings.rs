@@ -14,6 +14,7 @@ pub use crate::events::amqp::BrokerSettings;
 pub use crate::identity::settings::{
     AuthSettings, NotifierSettings, OidcProviderSettings, RateLimitSettings, RateRule,
 };
+pub use crate::kernel::cache::CacheSettings;
 pub use crate::kernel::db::DatabaseSettings;
 pub use crate::kernel::net::ResolverSettings;
 pub use crate::kernel::nodes::ClusterSettings;
@@ -96,6 +97,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub resolver: ResolverSettings,
     pub cluster: ClusterSettings,
+    pub cache: CacheSettings,
     // Domain sections, each defined in its domain's `settings` module.
     pub auth: AuthSettings,
     pub limits: LimitSettings,
@@ -150,6 +152,7 @@ impl Default for Settings {
             events: EventSettings::default(),
             resolver: ResolverSettings::default(),
             cluster: ClusterSettings::default(),
+            cache: CacheSettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             delivery: DeliverySettings::default(),

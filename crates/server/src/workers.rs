@@ -1,6 +1,6 @@
 //! The background side of a process, by role: job workers, the event relay and the
 //! domains' worker loops (`worker`), periodic jobs (`scheduler`), the live event feed
-//! (`api`). Which job kinds, subscribers and periodic jobs exist comes from the domains.
+//! and the domains' api loops (`api`); the Redis health watch in every process. Which job kinds, subscribers and periodic jobs exist comes from the domains.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +51,7 @@ impl Background {
 
 pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> Background {
     let mut tasks = JoinSet::new();
+    tasks.spawn(state.redis.clone().watch(shutdown.clone()));
     if state.db.backend == Backend::Postgres {
         state
             .outbox
@@ -66,6 +67,12 @@ pub fn start(state: &AppState, roles: &[Role], shutdown: CancellationToken) -> B
             listeners,
             shutdown.clone(),
         );
+        for run in DOMAINS
+            .iter()
+            .flat_map(|d| d.api_loops(state, shutdown.clone()))
+        {
+            tasks.spawn(run);
+        }
     }
     if roles.contains(&Role::Worker) {
         if state.db.backend == Backend::Postgres {

@@ -4,7 +4,9 @@
 //! `Admin`, and `Account` for managing the account itself, which API keys may not).
 //!
 //! Revocation: sessions, keys and users are re-read from the database, cached per node
-//! for at most `auth.revocation_check_secs`; revoking on a node clears its cache at once.
+//! for at most `auth.revocation_check_secs`; revoking on a node clears its cache at once,
+//! and with Redis configured it tells every other node to do the same (a notice on the
+//! `revocations` channel), so the bound only applies while Redis is unreachable.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,6 +20,7 @@ use moka::future::Cache;
 use sqlx::Row;
 
 use super::tokens::JwtKeys;
+use crate::kernel::cache::Redis;
 use crate::kernel::db::Db;
 use crate::kernel::error::AppError;
 use crate::kernel::time::now_ms;
@@ -279,6 +282,9 @@ impl FromRequestParts<AppState> for Caller {
 /// The prefix that marks API keys, so they are recognisable in code and secret scanners.
 pub const API_KEY_PREFIX: &str = "fh_";
 
+/// The Redis channel of revocation notices.
+const REVOCATIONS: &str = "revocations";
+
 /// The state of a session or key as last read, with its user's.
 #[derive(Debug)]
 struct Principal {
@@ -298,6 +304,7 @@ struct Principal {
 pub struct Authenticator {
     pub jwt: JwtKeys,
     db: Db,
+    redis: Redis,
     cache: Option<Cache<String, Option<Arc<Principal>>>>,
     /// Bumped by `forget`: a load that began before a revocation must not put what it
     /// read back into the cache after the revocation cleared it.
@@ -305,7 +312,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(jwt: JwtKeys, db: Db, revocation_check_secs: u64) -> Authenticator {
+    pub fn new(jwt: JwtKeys, db: Db, redis: Redis, revocation_check_secs: u64) -> Authenticator {
         let cache = (revocation_check_secs > 0).then(|| {
             Cache::builder()
                 .max_capacity(100_000)
@@ -315,17 +322,52 @@ impl Authenticator {
         Authenticator {
             jwt,
             db,
+            redis,
             cache,
             generation: Default::default(),
         }
     }
 
-    /// Drops everything cached, after a revocation, disabling or role change here.
+    /// Drops everything cached, after a revocation, disabling or role change here, and
+    /// tells the other nodes to (when Redis is configured).
     pub fn forget(&self) {
+        self.forget_here();
+        if self.redis.enabled() && self.cache.is_some() {
+            let redis = self.redis.clone();
+            tokio::spawn(async move {
+                if !redis.publish(REVOCATIONS, "forget").await {
+                    tracing::warn!("revocation notice not sent: other nodes notice within auth.revocation_check_secs");
+                }
+            });
+        }
+    }
+
+    fn forget_here(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
+    }
+
+    /// Forgets on every notice from another node until `shutdown`, and whenever the
+    /// subscription is (re)made, since notices sent while it was not are lost.
+    pub async fn listen(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        if self.cache.is_none() {
+            return;
+        }
+        let (a, b) = (self.clone(), self.clone());
+        self.redis
+            .clone()
+            .subscribe(
+                REVOCATIONS,
+                shutdown,
+                move || a.forget_here(),
+                move |_| {
+                    metrics::counter!("revocation_notices_total").increment(1);
+                    b.forget_here()
+                },
+            )
+            .await;
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Caller, AppError> {

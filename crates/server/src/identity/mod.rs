@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::kernel::cache::Redis;
 use crate::kernel::db::Db;
 use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::settings::Settings;
@@ -96,6 +97,14 @@ impl crate::domain::Domain for Identity {
             prune_job(),
         )]
     }
+
+    fn api_loops(
+        &self,
+        state: &AppState,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        vec![Box::pin(state.identity.auth.clone().listen(shutdown))]
+    }
 }
 
 /// A `prune_identity` job, as the scheduler enqueues it.
@@ -131,7 +140,12 @@ pub struct IdentityState {
 
 impl IdentityState {
     /// `jwt_key` is the configured signing key (or the one generated into the data dir).
-    pub fn new(settings: &Settings, db: &Db, jwt_key: Vec<u8>) -> anyhow::Result<IdentityState> {
+    pub fn new(
+        settings: &Settings,
+        db: &Db,
+        redis: &Redis,
+        jwt_key: Vec<u8>,
+    ) -> anyhow::Result<IdentityState> {
         let auth = &settings.auth;
         let previous: Vec<Vec<u8>> = (auth.jwt_previous_secrets.iter())
             .map(|s| s.expose().as_bytes().to_vec())
@@ -145,9 +159,10 @@ impl IdentityState {
             auth: Arc::new(Authenticator::new(
                 jwt,
                 db.clone(),
+                redis.clone(),
                 auth.revocation_check_secs,
             )),
-            limiter: ratelimit::Limiter::in_memory(),
+            limiter: ratelimit::Limiter::for_redis(redis),
             notifier: notify::from_settings(settings)?,
             oidc: Arc::new(OidcProviders::new(settings)?),
         })

@@ -2,12 +2,16 @@
 //! so a single caller cannot hammer password checks, registrations or uploads.
 //!
 //! [`Limiter`] is what handlers call; it sits on a [`RateLimitStore`]. [`MemoryStore`]
-//! keeps the buckets in this process, which is right for a single api node.
+//! keeps the buckets in this process, which is right for a single api node;
+//! [`RedisStore`] shares them between every api node, falling back to its own
+//! [`MemoryStore`] while Redis is unreachable.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::kernel::cache::Redis;
 
 // The rule type lives with the rest of the configuration; re-exported so callers of this
 // module need not reach into settings.
@@ -139,6 +143,69 @@ impl RateLimitStore for MemoryStore {
     }
 }
 
+/// The same bucket arithmetic as [`MemoryStore::take_at`], done atomically inside Redis
+/// on Redis's clock (so nodes' clocks need not agree). Answers `{allowed, wait_ms}`; the
+/// bucket expires once it would be full again, since a new bucket starts full.
+const TAKE: &str = r"
+local cap = tonumber(ARGV[1])
+local win = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or cap
+local at = tonumber(b[2]) or now
+tokens = math.min(cap, tokens + math.max(0, now - at) * cap / win)
+local allowed, wait = 0, 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) * win / cap)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) * win / cap) + 1000)
+return {allowed, wait}";
+
+/// Buckets in Redis, shared by every node; this node's own buckets while Redis is down
+/// (a client then gets up to one allowance per node, which is the degraded mode).
+pub struct RedisStore {
+    redis: Redis,
+    script: redis::Script,
+    fallback: MemoryStore,
+}
+
+impl RedisStore {
+    pub fn new(redis: Redis) -> RedisStore {
+        RedisStore {
+            redis,
+            script: redis::Script::new(TAKE),
+            fallback: MemoryStore::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimitStore for RedisStore {
+    async fn take(&self, key: &str, rule: &RateRule) -> Result<(), Duration> {
+        if is_unlimited(rule) {
+            return Ok(());
+        }
+        let name = self.redis.key(&format!("rl:{key}"));
+        let args = [
+            rule.per_window.to_string(),
+            (window(rule) * 1000.0).to_string(),
+        ];
+        match (self.redis)
+            .script::<(i64, i64)>("rate_limit", &self.script, &[&name], &args)
+            .await
+        {
+            Some((1, _)) => Ok(()),
+            Some((_, wait_ms)) => Err(Duration::from_millis(wait_ms.max(1) as u64)),
+            None => self.fallback.take(key, rule).await,
+        }
+    }
+}
+
 /// Brings a full map below `max_keys`; see [`MemoryStore`] for the order.
 fn make_room(buckets: &mut HashMap<String, Bucket>, max_keys: usize, now: Instant) {
     buckets.retain(|_, b| b.full_at.is_none_or(|t| t > now));
@@ -218,6 +285,15 @@ impl Limiter {
     /// A limiter over a [`MemoryStore`] of the default size.
     pub fn in_memory() -> Self {
         Self::new(Arc::new(MemoryStore::default()))
+    }
+
+    /// Shared buckets when Redis is configured, else this node's.
+    pub fn for_redis(redis: &Redis) -> Self {
+        if redis.enabled() {
+            Self::new(Arc::new(RedisStore::new(redis.clone())))
+        } else {
+            Self::in_memory()
+        }
     }
 
     pub async fn check(

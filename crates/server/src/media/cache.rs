@@ -1,6 +1,7 @@
-//! In-process caches on the delivery hot path: item rows (briefly, since visibility can
-//! change), variant rows (immutable once written: blob ids are never reused) and the
-//! bytes of small derivatives. Concurrent misses for one key load once.
+//! Caches on the delivery hot path: item rows (briefly in process, since visibility can
+//! change, and for `cache.item_ttl_secs` in the shared Redis when configured, which every
+//! change invalidates), variant rows (immutable once written: blob ids are never reused)
+//! and the bytes of small derivatives. Concurrent misses for one key load once per node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use moka::future::Cache;
 
 use super::repo::{self, ItemRow, VariantRow};
+use crate::kernel::cache::Redis;
 use crate::kernel::db::Db;
 use crate::kernel::error::AppError;
 use crate::kernel::storage::Storage;
@@ -24,10 +26,12 @@ pub struct DeliveryCache {
     items: Cache<String, Arc<ItemRow>>,
     variants: Cache<(String, String, String), Arc<VariantRow>>,
     bytes: Cache<String, Bytes>,
+    redis: Redis,
+    redis_ttl_secs: u64,
 }
 
 impl DeliveryCache {
-    pub fn new(bytes_capacity: u64) -> DeliveryCache {
+    pub fn new(bytes_capacity: u64, redis: Redis, redis_ttl_secs: u64) -> DeliveryCache {
         DeliveryCache {
             items: Cache::builder()
                 .max_capacity(100_000)
@@ -42,7 +46,44 @@ impl DeliveryCache {
                 .max_capacity(bytes_capacity)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
+            redis,
+            redis_ttl_secs: redis_ttl_secs.max(1),
         }
+    }
+
+    fn redis_key(&self, id: &str) -> String {
+        self.redis.key(&format!("item:{id}"))
+    }
+
+    /// The row from the shared cache, else from the database (then shared).
+    async fn load_item(&self, db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
+        if !self.redis.enabled() {
+            return repo::item(db, id).await;
+        }
+        let key = self.redis_key(id);
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        if let Some(Some(json)) = self.redis.query::<Option<String>>("item_cache", &get).await {
+            if let Ok(row) = serde_json::from_str::<ItemRow>(&json) {
+                metrics::counter!("item_cache_total", "result" => "shared_hit").increment(1);
+                return Ok(Some(row));
+            }
+        }
+        let row = repo::item(db, id).await?;
+        if let Some(row) = &row {
+            metrics::counter!("item_cache_total", "result" => "miss").increment(1);
+            if let Ok(json) = serde_json::to_string(row) {
+                let mut set = redis::cmd("SET");
+                set.arg(&key).arg(json).arg("EX").arg(self.redis_ttl_secs);
+                let _: Option<()> = self.redis.query("item_cache", &set).await;
+            }
+        }
+        Ok(row)
+    }
+
+    /// Drops every shared item row: after an outage, invalidations may have been missed.
+    pub async fn forget_shared_items(&self) {
+        self.redis.delete_matching("item:*").await;
     }
 
     pub async fn item(&self, db: &Db, id: &str) -> Result<Option<Arc<ItemRow>>, AppError> {
@@ -52,7 +93,7 @@ impl DeliveryCache {
         let loaded = self
             .items
             .try_get_with(id.to_string(), async {
-                match repo::item(db, id).await {
+                match self.load_item(db, id).await {
                     Ok(Some(row)) => Ok(Arc::new(row)),
                     Ok(None) => Err(None),
                     Err(e) => Err(Some(e)),
@@ -68,9 +109,14 @@ impl DeliveryCache {
         }
     }
 
-    /// Forgets an item this node changed or deleted.
+    /// Forgets an item changed or deleted (here and in the shared cache).
     pub async fn invalidate_item(&self, id: &str) {
         self.items.invalidate(id).await;
+        if self.redis.enabled() {
+            let mut del = redis::cmd("DEL");
+            del.arg(self.redis_key(id));
+            let _: Option<i64> = self.redis.query("item_cache", &del).await;
+        }
     }
 
     pub async fn variant(

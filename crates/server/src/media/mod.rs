@@ -126,6 +126,17 @@ impl Domain for Media {
         vec![Arc::new(image::ImageKind)]
     }
 
+    fn api_loops(
+        &self,
+        state: &AppState,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Vec<BoxFuture<'static, ()>> {
+        vec![Box::pin(reactions::forget_after_outages(
+            state.clone(),
+            shutdown,
+        ))]
+    }
+
     fn gauges<'a>(&self, state: &'a AppState) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Ok(bytes) = repo::total_bytes(&state.db).await {
@@ -146,13 +157,21 @@ pub struct MediaState {
 }
 
 impl MediaState {
-    pub fn new(settings: &Settings, kinds: Vec<Arc<dyn kinds::MediaKind>>) -> MediaState {
+    pub fn new(
+        settings: &Settings,
+        redis: &crate::kernel::cache::Redis,
+        kinds: Vec<Arc<dyn kinds::MediaKind>>,
+    ) -> MediaState {
         // The fixed presets every upload gets, plus the proxies transforms start from.
         let mut presets = imaging::default_presets();
         presets.extend(imaging::proxy_presets());
         MediaState {
             presets: Arc::new(presets),
-            cache: DeliveryCache::new(settings.delivery.cache_bytes),
+            cache: DeliveryCache::new(
+                settings.delivery.cache_bytes,
+                redis.clone(),
+                settings.cache.item_ttl_secs,
+            ),
             similar: Arc::default(),
             kinds: kinds::Kinds::new(kinds),
         }

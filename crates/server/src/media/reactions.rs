@@ -10,6 +10,25 @@ use crate::kernel::outbox::relay::Subscriber;
 use crate::kernel::outbox::EventRecord;
 use crate::AppState;
 
+/// Clears the shared item cache each time Redis comes back after this node lost it: the
+/// invalidations this node sent meanwhile were lost. Returns at `shutdown`.
+pub async fn forget_after_outages(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    let Some(mut recoveries) = state.redis.recoveries() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = recoveries.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                state.media.cache.forget_shared_items().await;
+            }
+        }
+    }
+}
+
 /// Items deleted per transaction: keeps the write lock short on SQLite.
 const CHUNK: i64 = 100;
 
@@ -51,8 +70,9 @@ impl Subscriber for DeleteAccountItems {
     }
 }
 
-/// Forgets cached items changed or deleted anywhere (this node's own changes are
-/// forgotten at once; this covers the others well within the cache's one-second life).
+/// Forgets cached items changed, processed or deleted anywhere, in this node's memory and
+/// in the shared cache (this node's own edits are forgotten at once; this covers the
+/// others, and the workers' status changes).
 pub struct ForgetChangedItems {
     pub cache: DeliveryCache,
 }
@@ -60,7 +80,12 @@ pub struct ForgetChangedItems {
 #[async_trait::async_trait]
 impl Listener for ForgetChangedItems {
     fn types(&self) -> &'static [&'static str] {
-        &["media.updated", "media.deleted"]
+        &[
+            "media.updated",
+            "media.ready",
+            "media.failed",
+            "media.deleted",
+        ]
     }
 
     async fn on_events(&self, events: &[&EventRecord]) {

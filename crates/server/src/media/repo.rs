@@ -6,7 +6,8 @@ use sqlx::{AnyConnection, Row};
 use crate::kernel::db::{fetch_in, placeholders, Db};
 
 /// A media row joined with its blob: everything the item JSON and access checks need.
-#[derive(Clone, Debug)]
+/// Serialisable for the shared cache.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ItemRow {
     pub id: String,
     pub owner_id: String,
@@ -461,6 +462,16 @@ pub async fn views(conn: &mut AnyConnection, id: &str, count: bool) -> Result<i6
         .bind(id)
         .fetch_one(&mut *conn)
         .await
+}
+
+/// Adds `n` views counted elsewhere (batched by playback's counters).
+pub async fn add_views(conn: &mut AnyConnection, id: &str, n: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE media SET views = views + $1 WHERE id = $2")
+        .bind(n)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether any preset of the blob is stored (a video's poster was processed).

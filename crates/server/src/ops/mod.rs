@@ -103,10 +103,16 @@ pub async fn healthz() -> &'static str {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "database and object store reachable"), (status = 503, description = "not ready")))]
+    responses((status = 200, description = "database and object store reachable (`redis` reports `up`, `down` or `disabled` and never makes a node unready)"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let (db, store) = tokio::join!(state.db.ping(), state.storage.ping());
-    let body = serde_json::json!({ "database": db, "object_store": store });
+    // Redis is reported but never makes a node unready: without it the node degrades to
+    // per-node caches and limits.
+    let body = serde_json::json!({
+        "database": db,
+        "object_store": store,
+        "redis": state.redis.status(),
+    });
     let status = if db && store {
         StatusCode::OK
     } else {

@@ -3,6 +3,7 @@
 //! a few seconds of play the server itself has measured).
 
 pub mod settings;
+pub mod views;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -37,6 +38,18 @@ impl crate::domain::Domain for Playback {
 
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new().routes(routes!(get_playback, record_playback))
+    }
+
+    fn api_loops(
+        &self,
+        state: &AppState,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Vec<futures::future::BoxFuture<'static, ()>> {
+        vec![Box::pin(views::run(
+            state.redis.clone(),
+            state.db.clone(),
+            shutdown,
+        ))]
     }
 }
 
@@ -314,7 +327,18 @@ async fn record(state: &AppState, beat: &Beat<'_>) -> AppResult<HeartbeatAck> {
         ..*beat
     };
     let counted = advance_session(&mut tx, state.db.backend, &beat, rule).await?;
-    let views = media_repo::views(&mut tx, beat.media_id, counted).await?;
+    // A counted view goes to the shared counters when Redis takes it (added before the
+    // commit: a failed commit then over-counts one view rather than losing one), else to
+    // the row.
+    let (pending, in_row) = if counted {
+        match views::add(&state.redis, beat.media_id).await {
+            Some(pending) => (pending, false),
+            None => (0, true),
+        }
+    } else {
+        (views::pending(&state.redis, beat.media_id).await, false)
+    };
+    let views = media_repo::views(&mut tx, beat.media_id, in_row).await? + pending;
     tx.commit().await?;
     Ok(HeartbeatAck {
         position: secs(position_ms),

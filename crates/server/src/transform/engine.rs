@@ -1,7 +1,8 @@
 //! The transform engine of the server: named presets and watermarks from configuration,
 //! a bounded pool sized to the cores (with a waiting limit that answers 429), and the
 //! result cache — objects under `derivatives/{blob}/t/`, the hottest in memory — where
-//! concurrent identical requests compute once.
+//! concurrent identical requests compute once: on one node through the memory cache, and
+//! across nodes through a short Redis lock when `cache.redis_url` is set.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::settings::{PresetEntry, WatermarkSettings};
+use crate::kernel::cache::{Lock, Redis};
 use crate::kernel::db::Db;
 use crate::kernel::error::AppError;
 use crate::kernel::keys;
@@ -86,10 +88,16 @@ pub struct TransformEngine {
     unused_ms: i64,
     db: Db,
     storage: Storage,
+    redis: Redis,
 }
 
 impl TransformEngine {
-    pub fn new(settings: &Settings, db: Db, storage: Storage) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        storage: Storage,
+        redis: Redis,
+    ) -> anyhow::Result<Self> {
         let t = &settings.transform;
         let mut presets = BTreeMap::new();
         for (name, entry) in &t.presets {
@@ -140,6 +148,7 @@ impl TransformEngine {
             unused_ms: (t.unused_days as i64).saturating_mul(86_400_000),
             db,
             storage,
+            redis,
         })
     }
 
@@ -212,6 +221,47 @@ impl TransformEngine {
             self.touch(key).await;
             return Ok(bytes);
         }
+        // Another node may be computing the same result: the first to take the lock
+        // computes, the others wait for it to finish and read what it stored.
+        let lock = format!("transform:{key}");
+        let held = match self.redis.try_lock(&lock, self.lock_ttl()).await {
+            Lock::Held(token) => Some(token),
+            Lock::Unavailable => None,
+            Lock::Busy => {
+                metrics::counter!("transforms_coalesced_total").increment(1);
+                self.redis.wait_unlocked(&lock, self.lock_ttl()).await;
+                if let Some(bytes) =
+                    (self.storage.get_bytes_if_exists(key).await).map_err(AppError::internal)?
+                {
+                    return Ok(bytes);
+                }
+                // It failed or took too long: compute here.
+                None
+            }
+        };
+        let stored = self
+            .compute_and_store(source, spec, format, watermark, key)
+            .await;
+        if let Some(token) = held {
+            self.redis.unlock(&lock, &token).await;
+        }
+        stored
+    }
+
+    /// A lock outlives the transform's own time limit a little, so it never expires under
+    /// a computation that is still allowed to finish.
+    fn lock_ttl(&self) -> Duration {
+        self.limits.timeout + Duration::from_secs(5)
+    }
+
+    async fn compute_and_store(
+        &self,
+        source: &Source,
+        spec: &TransformSpec,
+        format: TransformFormat,
+        watermark: Option<&Watermark>,
+        key: &str,
+    ) -> Result<Bytes, AppError> {
         let bytes = self.compute(source, spec, format, watermark).await?;
         self.storage
             .put_bytes(key, bytes.clone())

@@ -15,6 +15,7 @@ mod ops;
 mod outbox;
 mod playback;
 mod receiver;
+mod redis;
 mod storage;
 mod transform;
 mod video;

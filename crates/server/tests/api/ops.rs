@@ -22,7 +22,7 @@ async fn operations_endpoints_report_health_metrics_and_the_api(backend: Backend
     let ready: Value = app.get(None, "/readyz").await.json().await.unwrap();
     assert_eq!(
         ready,
-        serde_json::json!({ "database": true, "object_store": true })
+        serde_json::json!({ "database": true, "object_store": true, "redis": "disabled" })
     );
 
     let token = app.user("alice").await;
