@@ -5,7 +5,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/framehouse-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run build test lint fmt bench
+.PHONY: run build test cluster-test lint fmt bench
 
 run:
 	scripts/install-deps.sh run
@@ -21,6 +21,13 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
+
+# The cluster test: 2 api + 2 worker + 1 scheduler processes behind nginx, on PostgreSQL,
+# SeaweedFS, Redis and RabbitMQ, through kills, outages and a rolling restart (minutes).
+cluster-test:
+	scripts/install-deps.sh test
+	$(CARGO) clippy -p framehouse --features cluster-test --all-targets --quiet -- -D warnings
+	scripts/with-test-services.sh $(CARGO) test -p framehouse --features cluster-test --test cluster -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,9 @@
 //! Job wake-up latency across nodes on PostgreSQL: node A enqueues through its own pool,
 //! node B's idle workers start the job; enqueue → start, one job at a time, p50/p99.
 //! Modes: `poll` (B polls every `POLL_MS`, default 500, no listener) and `notify` (B
-//! `LISTEN`s, polls only every 60 s). Run by bench/wakeup.sh.
+//! `LISTEN`s, polls only every 60 s). Then throughput: `BURST` jobs (default 2000)
+//! enqueued by A one after another, run by B's two workers; jobs/s from the first enqueue
+//! to the last start. Run by bench/wakeup.sh.
 //!
 //! Usage: wakeup_bench POSTGRES_URL poll|notify [JOBS]
 
@@ -87,6 +89,26 @@ async fn main() -> anyhow::Result<()> {
             .expect("handler alive");
         latencies.push(at.duration_since(t0));
     }
+    let burst: usize = std::env::var("BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let t0 = Instant::now();
+    let enqueue = tokio::spawn(async move {
+        for _ in 0..burst {
+            node_a
+                .enqueue(NewJob::new("wake", serde_json::json!({})))
+                .await?;
+        }
+        anyhow::Ok(())
+    });
+    for _ in 0..burst {
+        tokio::time::timeout(Duration::from_secs(120), started.recv())
+            .await?
+            .expect("handler alive");
+    }
+    let burst_secs = t0.elapsed().as_secs_f64();
+    enqueue.await??;
     shutdown.cancel();
     workers.await?;
     if let Some(l) = listener {
@@ -96,11 +118,12 @@ async fn main() -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!(
-        "{mode:>6}{}: {jobs} jobs, enqueue on A -> start on B: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{mode:>6}{}: {jobs} jobs, enqueue on A -> start on B: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {burst} in a burst: {:.0} jobs/s",
         if notify { String::new() } else { format!(" ({poll_ms} ms)") },
         ms(p(0.5)),
         ms(p(0.99)),
-        ms(*latencies.last().unwrap())
+        ms(*latencies.last().unwrap()),
+        burst as f64 / burst_secs
     );
     Ok(())
 }

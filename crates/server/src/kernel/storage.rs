@@ -371,10 +371,31 @@ impl Storage {
             return Ok((path, false));
         }
         let dest = self.tmp_dir.join(format!("fetch-{}", uuid::Uuid::new_v4()));
-        let mut out = tokio::fs::File::create(&dest).await?;
-        let mut stream = self.get(key, None).await?.into_stream();
-        while let Some(chunk) = stream.next().await {
-            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
+        let fetched = async {
+            let mut out = tokio::fs::File::create(&dest).await?;
+            let got = self.get(key, None).await?;
+            let expected = got.meta.size;
+            let mut stream = got.into_stream();
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                written += chunk.len() as u64;
+                tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await?;
+            }
+            // tokio's File hands each write to a blocking thread: without this flush the
+            // last one may still be in flight when a reader (libvips, ffmpeg) opens the
+            // file, which then looks truncated.
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            anyhow::ensure!(
+                written == expected,
+                "{key}: read {written} of {expected} bytes from the store"
+            );
+            Ok(())
+        }
+        .await;
+        if let Err(e) = fetched {
+            tokio::fs::remove_file(&dest).await.ok();
+            return Err(e);
         }
         Ok((dest, true))
     }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use server::settings::Secret;
 
+use crate::clients::pika;
 use crate::fixtures;
-use crate::helpers::{service_env, spawn_app_with, Backend};
+use crate::helpers::{spawn_app_with, Backend};
 
 /// A RabbitMQ kept in one folder (scripts/rabbitmq.sh); stopped on drop.
 struct Broker {
@@ -62,23 +63,6 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = Command::new(script()).arg("stop").arg(&self.dir).output();
     }
-}
-
-fn pika(args: &[&str]) -> String {
-    let out = Command::new(service_env("FRAMEHOUSE_TEST_PYTHON"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/python/amqp_queue.py"
-        ))
-        .args(args)
-        .output()
-        .expect("running pika");
-    assert!(
-        out.status.success(),
-        "pika {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,6 +2,7 @@
 
 mod access;
 mod amqp;
+mod clients;
 mod cluster;
 mod delivery;
 mod events;
@@ -10,6 +11,9 @@ mod helpers;
 mod identity;
 mod ingest;
 mod nginx;
+// Its reloads are used by the cluster test (crates/framehouse/tests/cluster.rs).
+#[allow(dead_code)]
+mod nginx_server;
 mod oidc;
 mod ops;
 mod outbox;

@@ -3,7 +3,6 @@
 //! checked with aws-cli (an S3 client no one here wrote), and the store-URL modes.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,6 +11,7 @@ use serde_json::Value;
 use server::kernel::storage::{Storage, StorageSettings};
 use server::settings::Secret;
 
+use crate::clients::aws;
 use crate::fixtures;
 use crate::helpers::{service_env, spawn_app_with, Backend};
 
@@ -66,32 +66,6 @@ fn open(store: Store, dir: &Path) -> (Storage, StorageSettings) {
     };
     let storage = Storage::open(dir, &settings).expect("store opens");
     (storage, settings)
-}
-
-/// Runs aws-cli against the test SeaweedFS; returns stdout, panicking on failure.
-fn aws(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(service_env("FRAMEHOUSE_TEST_AWS"))
-        .args([
-            "--endpoint-url",
-            &service_env("FRAMEHOUSE_TEST_S3_ENDPOINT"),
-        ])
-        .args(["--region", "us-east-1", "--output", "json"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", service_env("FRAMEHOUSE_TEST_S3_KEY"))
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            service_env("FRAMEHOUSE_TEST_S3_SECRET"),
-        )
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("aws-cli runs");
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// Every key in the test bucket under `prefix`, as aws-cli lists them.
