@@ -46,4 +46,4 @@ bench:
 	bench/video.sh
 	bench/auth.sh
 	bench/events.sh
-	bench/wakeup.sh
+	bench/cluster.sh

@@ -135,7 +135,8 @@ async fn cluster_benchmark() {
         Node::new("worker-1", "worker", &root_path, &config),
         Node::new("worker-2", "worker", &root_path, &config),
     ];
-    for node in nodes.iter_mut().take(3) {
+    // No worker yet: the 1 GiB file's processing is cancelled before any can start it.
+    for node in nodes.iter_mut().take(2) {
         node.start();
         node.wait_ready(&client).await;
     }
@@ -208,6 +209,14 @@ async fn cluster_benchmark() {
     let item: Value = resp.json().await.unwrap();
     assert!(status.is_success(), "1 GiB upload: {status} {item}");
     let ours = started.elapsed().as_secs_f64();
+    let job = item["job_id"].as_str().expect("a processing job");
+    let cancel = client
+        .post(format!("{base}/api/v1/jobs/{job}/cancel"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success(), "cancel: {}", cancel.status());
     let peak = status_kib(api_pid, "VmHWM:");
     let growth_mib = peak.saturating_sub(rss_before) as f64 / 1024.0;
     let started = Instant::now();
@@ -230,10 +239,12 @@ async fn cluster_benchmark() {
     );
 
     // Processing throughput: one worker process, then two.
+    nodes[2].start();
+    nodes[2].wait_ready(&client).await;
     let one = batch(&client, &base, &token, &pool, 0, BATCH as i64).await;
     nodes[3].start();
     nodes[3].wait_ready(&client).await;
-    let two = batch(&client, &base, &token, &pool, 10_000, 2 * BATCH as i64).await;
+    let two = batch(&client, &base, &token, &pool, 1_000, 2 * BATCH as i64).await;
     println!(
         "BENCH processing images_per_min_1_worker={:.0} images_per_min_2_workers={:.0} ratio={:.2}",
         BATCH as f64 * 60.0 / one,
@@ -241,12 +252,45 @@ async fn cluster_benchmark() {
         one / two
     );
 
+    // What the items cost the shared database: rows and bytes per item.
+    let scalar = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let items = scalar("SELECT COUNT(*) FROM media").await;
+    let (mut rows, mut bytes) = (Vec::new(), 0i64);
+    for table in [
+        "media",
+        "blobs",
+        "variants",
+        "jobs",
+        "events",
+        "transform_results",
+    ] {
+        let sql = format!(
+            "SELECT COUNT(*), CAST(pg_total_relation_size('{table}') AS BIGINT) FROM {table}"
+        );
+        let (n, size): (i64, i64) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
+        rows.push(format!("{table}={n}/{}KiB", size / 1024));
+        bytes += size;
+    }
+    println!(
+        "BENCH postgres items={items} bytes_per_item={} (tables with indexes) rows/size {}",
+        bytes / items.max(1),
+        rows.join(" ")
+    );
+
     // A public derivative: nginx's cache against the node itself.
     let public = client
         .post(format!("{base}/api/v1/media?visibility=public"))
         .bearer_auth(&token)
         .header("content-type", "application/octet-stream")
-        .body(image(99_999))
+        .body(image(9_999))
         .send()
         .await
         .unwrap()

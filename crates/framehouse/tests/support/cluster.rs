@@ -253,10 +253,16 @@ pub async fn fresh_database() -> String {
     format!("{base}/{name}")
 }
 
-/// A distinct JPEG per `n` (no two deduplicate).
+/// A distinct JPEG per `n` (no two deduplicate): a gradient under a row of sixteen 16×16
+/// squares, black or white by the bits of `n` (contrast JPEG's quantisation keeps).
 pub fn image(n: usize) -> Vec<u8> {
     let (w, h) = (480, 320);
     let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (bit, row) = (x as usize / 16, y < 16);
+        if row && bit < 16 {
+            let on = (n >> bit) & 1 == 1;
+            return image::Rgb(if on { [255; 3] } else { [0; 3] });
+        }
         let v = (x as usize * 7 + y as usize * 3 + n * 11) % 256;
         image::Rgb([
             v as u8,
