@@ -62,10 +62,11 @@ struct Inner {
 }
 
 /// What a caller got when asking for a short lock.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Lock {
-    /// Ours, until released or its time runs out; the token releases it.
-    Held(String),
+    /// Ours until the guard is dropped (also when the caller is cancelled) or its time
+    /// runs out.
+    Held(LockGuard),
     /// Someone else holds it.
     Busy,
     /// No Redis (or it is down): go ahead alone.
@@ -82,6 +83,34 @@ where
     match call(conn.clone()).await {
         Err(e) if e.is_io_error() || e.is_connection_dropped() => call(conn).await,
         other => other,
+    }
+}
+
+/// A held lock, released when dropped: a request cancelled mid-computation must not
+/// leave the others waiting out the lock's whole lifetime.
+#[derive(Debug)]
+pub struct LockGuard {
+    redis: Redis,
+    name: String,
+    token: String,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let (redis, name, token) = (
+            self.redis.clone(),
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.token),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { redis.unlock(&name, &token).await });
+        }
+    }
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.status())
     }
 }
 
@@ -200,14 +229,26 @@ impl Redis {
         what: &'static str,
         done: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Option<T> {
-        let error = match done {
+        let (error, unreachable) = match done {
             Ok(Ok(value)) => return Some(value),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_string(),
+            Ok(Err(e)) => {
+                let unreachable = e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal();
+                (e.to_string(), unreachable)
+            }
+            Err(_) => ("timed out".to_string(), true),
         };
         metrics::counter!("redis_errors_total", "use" => what).increment(1);
         metrics::counter!("redis_fallbacks_total", "use" => what).increment(1);
-        self.mark_down(&error);
+        if unreachable {
+            self.mark_down(&error);
+        } else {
+            // Redis answered, with an error (out of memory, a wrong type): this call goes
+            // without, but Redis is not down.
+            tracing::warn!(error, what, "Redis refused a command");
+        }
         None
     }
 
@@ -306,14 +347,18 @@ impl Redis {
             .arg("PX")
             .arg(ttl.as_millis() as u64);
         match self.query::<Option<String>>("lock", &cmd).await {
-            Some(Some(_)) => Lock::Held(token),
+            Some(Some(_)) => Lock::Held(LockGuard {
+                redis: self.clone(),
+                name: name.to_string(),
+                token,
+            }),
             Some(None) => Lock::Busy,
             None => Lock::Unavailable,
         }
     }
 
     /// Releases a lock if it is still ours (it may have expired and gone to another).
-    pub async fn unlock(&self, name: &str, token: &str) {
+    async fn unlock(&self, name: &str, token: &str) {
         let script = Script::new(RELEASE);
         let key = self.key(name);
         let _: Option<i64> = self
@@ -371,9 +416,13 @@ impl Redis {
             if let Ok(Ok(pubsub)) = connected {
                 on_subscribed();
                 let mut messages = pubsub.into_on_message();
+                // A subscription silently cut (no keep-alive on it) is made again each
+                // time the command connection finds Redis back after an outage.
+                let mut recoveries = inner.recovered.subscribe();
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
+                        _ = recoveries.changed() => break,
                         msg = messages.next() => match msg {
                             Some(msg) => on_message(msg.get_payload_bytes()),
                             None => break,

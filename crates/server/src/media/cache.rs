@@ -28,7 +28,22 @@ pub struct DeliveryCache {
     bytes: Cache<String, Bytes>,
     redis: Redis,
     redis_ttl_secs: u64,
+    put: Arc<redis::Script>,
+    forget: Arc<redis::Script>,
 }
+
+/// Stores the row only if the item's version is still the one read before loading it.
+const PUT: &str = r"
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1";
+
+/// Drops the row and bumps the version (kept a day: far past any load in flight).
+const FORGET: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 86400)
+return 1";
 
 impl DeliveryCache {
     pub fn new(bytes_capacity: u64, redis: Redis, redis_ttl_secs: u64) -> DeliveryCache {
@@ -48,34 +63,49 @@ impl DeliveryCache {
                 .build(),
             redis,
             redis_ttl_secs: redis_ttl_secs.max(1),
+            put: Arc::new(redis::Script::new(PUT)),
+            forget: Arc::new(redis::Script::new(FORGET)),
         }
     }
 
-    fn redis_key(&self, id: &str) -> String {
-        self.redis.key(&format!("item:{id}"))
+    fn redis_keys(&self, id: &str) -> (String, String) {
+        (
+            self.redis.key(&format!("item:{id}")),
+            self.redis.key(&format!("itemv:{id}")),
+        )
     }
 
-    /// The row from the shared cache, else from the database (then shared).
+    /// The row from the shared cache, else from the database (then shared — unless an
+    /// invalidation came between the read and the write, which a version per item tells:
+    /// a load that read before a change must not put the old row back for the TTL).
     async fn load_item(&self, db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
         if !self.redis.enabled() {
             return repo::item(db, id).await;
         }
-        let key = self.redis_key(id);
-        let mut get = redis::cmd("GET");
-        get.arg(&key);
-        if let Some(Some(json)) = self.redis.query::<Option<String>>("item_cache", &get).await {
-            if let Ok(row) = serde_json::from_str::<ItemRow>(&json) {
+        let (key, version_key) = self.redis_keys(id);
+        let mut get = redis::cmd("MGET");
+        get.arg(&key).arg(&version_key);
+        let got = (self.redis)
+            .query::<(Option<String>, Option<String>)>("item_cache", &get)
+            .await;
+        if let Some((Some(json), _)) = &got {
+            if let Ok(row) = serde_json::from_str::<ItemRow>(json) {
                 metrics::counter!("item_cache_total", "result" => "shared_hit").increment(1);
                 return Ok(Some(row));
             }
         }
         let row = repo::item(db, id).await?;
-        if let Some(row) = &row {
+        if let (Some(row), Some((_, version))) = (&row, got) {
             metrics::counter!("item_cache_total", "result" => "miss").increment(1);
             if let Ok(json) = serde_json::to_string(row) {
-                let mut set = redis::cmd("SET");
-                set.arg(&key).arg(json).arg("EX").arg(self.redis_ttl_secs);
-                let _: Option<()> = self.redis.query("item_cache", &set).await;
+                let args = [
+                    version.unwrap_or_else(|| "0".into()),
+                    json,
+                    self.redis_ttl_secs.to_string(),
+                ];
+                let _: Option<i64> = (self.redis)
+                    .script("item_cache", &self.put, &[&key, &version_key], &args)
+                    .await;
             }
         }
         Ok(row)
@@ -111,12 +141,15 @@ impl DeliveryCache {
 
     /// Forgets an item changed or deleted (here and in the shared cache).
     pub async fn invalidate_item(&self, id: &str) {
-        self.items.invalidate(id).await;
+        // The shared row first: dropping the memory one first would let a request in
+        // between fill it again from the stale shared row.
         if self.redis.enabled() {
-            let mut del = redis::cmd("DEL");
-            del.arg(self.redis_key(id));
-            let _: Option<i64> = self.redis.query("item_cache", &del).await;
+            let (key, version_key) = self.redis_keys(id);
+            let _: Option<i64> = (self.redis)
+                .script("item_cache", &self.forget, &[&key, &version_key], &[])
+                .await;
         }
+        self.items.invalidate(id).await;
     }
 
     pub async fn variant(

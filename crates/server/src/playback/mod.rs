@@ -48,6 +48,7 @@ impl crate::domain::Domain for Playback {
         vec![Box::pin(views::run(
             state.redis.clone(),
             state.db.clone(),
+            state.node.id.clone(),
             shutdown,
         ))]
     }
@@ -328,8 +329,8 @@ async fn record(state: &AppState, beat: &Beat<'_>) -> AppResult<HeartbeatAck> {
     };
     let counted = advance_session(&mut tx, state.db.backend, &beat, rule).await?;
     // A counted view goes to the shared counters when Redis takes it (added before the
-    // commit: a failed commit then over-counts one view rather than losing one), else to
-    // the row.
+    // commit: a failed commit then over-counts one view rather than losing one, as does
+    // an increment applied whose answer timed out), else to the row.
     let (pending, in_row) = if counted {
         match views::add(&state.redis, beat.media_id).await {
             Some(pending) => (pending, false),

@@ -18,11 +18,24 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 const HASH: &str = "views";
 
-/// Takes the whole hash at once, so nodes flushing together each get a disjoint part.
-const TAKE_ALL: &str = r"
-local all = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return all";
+/// Moves the pending hash (KEYS[1]) into this node's flushing hash (KEYS[2]), adding to
+/// what an earlier flush left there if it never reached the database, and returns the
+/// flushing hash. Nodes flushing together each take a disjoint part; nothing is lost
+/// when the reply or the database write fails, since the flushing hash stays until a
+/// flush has committed it.
+const TAKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    redis.call('RENAME', KEYS[1], KEYS[2])
+  else
+    local pending = redis.call('HGETALL', KEYS[1])
+    for i = 1, #pending, 2 do
+      redis.call('HINCRBY', KEYS[2], pending[i], pending[i + 1])
+    end
+    redis.call('DEL', KEYS[1])
+  end
+end
+return redis.call('HGETALL', KEYS[2])";
 
 /// Adds one view to the pending count; the new pending count, or `None` when the view
 /// must be written to the row instead.
@@ -46,47 +59,47 @@ pub async fn pending(redis: &Redis, media_id: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// Moves the pending counts into the rows; how many items were updated.
-pub async fn flush(redis: &Redis, db: &Db) -> anyhow::Result<usize> {
-    let script = redis::Script::new(TAKE_ALL);
+/// Moves the pending counts into the rows; how many items were updated. `node` names
+/// this node's flushing hash: a batch whose write failed is retried by its next flush (a
+/// node killed between taking a batch and committing it leaves the batch under its id,
+/// flushed if a node of that id starts again — stable ids, as Kubernetes StatefulSets
+/// give, keep it).
+pub async fn flush(redis: &Redis, db: &Db, node: &str) -> anyhow::Result<usize> {
+    let script = redis::Script::new(TAKE);
     let key = redis.key(HASH);
-    let Some(flat) = redis
-        .script::<Vec<String>>("views", &script, &[&key], &[])
+    let flushing = redis.key(&format!("{HASH}:flushing:{node}"));
+    let Some(flat) = (redis)
+        .script::<Vec<String>>("views", &script, &[&key, &flushing], &[])
         .await
     else {
         return Ok(0);
     };
-    let counts: Vec<(String, i64)> = flat
+    let mut counts: Vec<(String, i64)> = flat
         .chunks_exact(2)
         .filter_map(|pair| Some((pair[0].clone(), pair[1].parse().ok()?)))
         .collect();
     if counts.is_empty() {
         return Ok(0);
     }
-    let written = async {
-        let mut tx = db.begin_write().await?;
-        for (id, n) in &counts {
-            media_repo::add_views(&mut tx, id, *n).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(())
+    // One order for every node, so two flushes never wait on each other's rows crosswise.
+    counts.sort();
+    let mut tx = db.begin_write().await?;
+    for (id, n) in &counts {
+        media_repo::add_views(&mut tx, id, *n).await?;
     }
-    .await;
-    if let Err(e) = written {
-        // Put them back for the next flush (best effort: Redis may be gone too).
-        for (id, n) in &counts {
-            let mut cmd = redis::cmd("HINCRBY");
-            cmd.arg(&key).arg(id).arg(n);
-            let _: Option<i64> = redis.query("views", &cmd).await;
-        }
-        return Err(e.into());
+    tx.commit().await?;
+    let mut done = redis::cmd("DEL");
+    done.arg(&flushing);
+    if redis.query::<i64>("views", &done).await.is_none() {
+        // Committed but still in Redis: the next flush would add these again.
+        tracing::warn!("view counts written but not cleared in Redis; they may count twice");
     }
     metrics::counter!("views_flushed_total").increment(counts.iter().map(|(_, n)| *n as u64).sum());
     Ok(counts.len())
 }
 
 /// Flushes every [`FLUSH_EVERY`] until `shutdown`, then once more.
-pub async fn run(redis: Redis, db: Db, shutdown: CancellationToken) {
+pub async fn run(redis: Redis, db: Db, node: String, shutdown: CancellationToken) {
     if !redis.enabled() {
         return;
     }
@@ -95,7 +108,7 @@ pub async fn run(redis: Redis, db: Db, shutdown: CancellationToken) {
             () = shutdown.cancelled() => true,
             () = tokio::time::sleep(FLUSH_EVERY) => false,
         };
-        if let Err(e) = flush(&redis, &db).await {
+        if let Err(e) = flush(&redis, &db, &node).await {
             tracing::warn!(error = %e, "flushing view counts failed; kept for the next flush");
         }
         if stop {

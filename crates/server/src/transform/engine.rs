@@ -222,30 +222,32 @@ impl TransformEngine {
             return Ok(bytes);
         }
         // Another node may be computing the same result: the first to take the lock
-        // computes, the others wait for it to finish and read what it stored.
+        // computes, the others wait for it to finish and read what it stored. If it
+        // failed, the next waiter takes the lock (a few rounds at most), so a failing
+        // transform is not retried by every waiter at once.
         let lock = format!("transform:{key}");
-        let held = match self.redis.try_lock(&lock, self.lock_ttl()).await {
-            Lock::Held(token) => Some(token),
-            Lock::Unavailable => None,
-            Lock::Busy => {
-                metrics::counter!("transforms_coalesced_total").increment(1);
-                self.redis.wait_unlocked(&lock, self.lock_ttl()).await;
-                if let Some(bytes) =
-                    (self.storage.get_bytes_if_exists(key).await).map_err(AppError::internal)?
-                {
-                    return Ok(bytes);
+        for _ in 0..3 {
+            match self.redis.try_lock(&lock, self.lock_ttl()).await {
+                // The guard releases the lock when this returns or is cancelled.
+                Lock::Held(_guard) => {
+                    return self
+                        .compute_and_store(source, spec, format, watermark, key)
+                        .await;
                 }
-                // It failed or took too long: compute here.
-                None
+                Lock::Unavailable => break,
+                Lock::Busy => {
+                    metrics::counter!("transforms_coalesced_total").increment(1);
+                    self.redis.wait_unlocked(&lock, self.lock_ttl()).await;
+                    if let Some(bytes) =
+                        (self.storage.get_bytes_if_exists(key).await).map_err(AppError::internal)?
+                    {
+                        return Ok(bytes);
+                    }
+                }
             }
-        };
-        let stored = self
-            .compute_and_store(source, spec, format, watermark, key)
-            .await;
-        if let Some(token) = held {
-            self.redis.unlock(&lock, &token).await;
         }
-        stored
+        self.compute_and_store(source, spec, format, watermark, key)
+            .await
     }
 
     /// A lock outlives the transform's own time limit a little, so it never expires under

@@ -373,3 +373,32 @@ async fn views_are_counted_in_redis_and_flushed_to_the_row_in_batches() {
     assert_eq!(ack["views"], 4);
     assert_eq!(row_views().await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(skip_redis, ignore = "FRAMEHOUSE_TEST_SKIP_REDIS=1")]
+async fn a_lock_is_released_when_its_holder_is_dropped_not_at_its_expiry() {
+    use server::kernel::cache::{Lock, Redis};
+    let server = RedisServer::start().await;
+    let settings = server::settings::CacheSettings {
+        redis_url: Some(Secret::new(server.url())),
+        ..Default::default()
+    };
+    let redis = Redis::connect(&settings).await.unwrap();
+    let minute = Duration::from_secs(60);
+    let held = redis.try_lock("transform:x", minute).await;
+    assert!(matches!(held, Lock::Held(_)), "{held:?}");
+    assert!(matches!(
+        redis.try_lock("transform:x", minute).await,
+        Lock::Busy
+    ));
+    // As when the request computing under it is cancelled.
+    drop(held);
+    eventually(Duration::from_secs(2), "the lock released", || async {
+        server.cli(&["EXISTS", "fh:transform:x"]).await.as_deref() == Some("0")
+    })
+    .await;
+    assert!(matches!(
+        redis.try_lock("transform:x", minute).await,
+        Lock::Held(_)
+    ));
+}
