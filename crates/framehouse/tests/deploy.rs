@@ -200,5 +200,8 @@ fn the_manifests_settings_are_accepted_by_the_binary() {
     );
     assert!(text.contains("backend = \"s3\""), "{text}");
     assert!(text.contains("node_id = \"framehouse-api-7d9f\""), "{text}");
-    assert!(text.contains("trusted_proxies = [\"10.0.0.10\"]"), "{text}");
+    assert!(
+        text.contains("trusted_proxies = [\"10.244.0.0/16\"]"),
+        "{text}"
+    );
 }

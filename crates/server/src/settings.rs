@@ -87,9 +87,10 @@ pub struct Settings {
     /// for OpenID Connect redirect URIs and links in notifications. Default
     /// `http://<listen>`.
     pub public_url: Option<String>,
-    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed when telling
-    /// the client address (rate limits, audit log, view counting). Default none.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Addresses or CIDR ranges (`10.244.0.0/16`) of reverse proxies whose
+    /// `X-Forwarded-For` is believed when telling the client address (rate limits, audit
+    /// log, view counting). Default none.
+    pub trusted_proxies: Vec<crate::kernel::netrange::NetRange>,
     pub worker: WorkerSettings,
     // Kernel sections.
     pub database: DatabaseSettings,

@@ -23,6 +23,7 @@ use super::tokens::JwtKeys;
 use crate::kernel::cache::Redis;
 use crate::kernel::db::Db;
 use crate::kernel::error::AppError;
+use crate::kernel::netrange::NetRange;
 use crate::kernel::time::now_ms;
 use crate::AppState;
 
@@ -532,12 +533,13 @@ impl ClientInfo {
 
 /// The TCP peer, or, when the peer is a trusted proxy, the nearest untrusted address
 /// in `X-Forwarded-For` (the rightmost entries are the ones our own proxies added).
-pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> Option<IpAddr> {
+pub fn client_ip(parts: &Parts, trusted: &[NetRange]) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|range| range.contains(ip));
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip().to_canonical())?;
-    if !trusted.contains(&peer) {
+    if !is_trusted(&peer) {
         return Some(peer);
     }
     let forwarded = parts
@@ -552,7 +554,7 @@ pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> Option<IpAddr> {
     forwarded
         .into_iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
+        .find(|ip| !is_trusted(ip))
         .or(Some(peer))
 }
 
@@ -600,11 +602,16 @@ mod tests {
                 .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
             req.into_parts().0
         };
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let proxy: NetRange = "10.0.0.1".parse().unwrap();
         let parts = request("10.0.0.1:5000", "6.6.6.6, 203.0.113.9");
         assert_eq!(client_ip(&parts, &[proxy]), "203.0.113.9".parse().ok());
         assert_eq!(client_ip(&parts, &[]), "10.0.0.1".parse().ok());
         let direct = request("198.51.100.7:5000", "1.1.1.1");
         assert_eq!(client_ip(&direct, &[proxy]), "198.51.100.7".parse().ok());
+        // A range of proxies (a pod network): every hop inside it is skipped.
+        let pods: NetRange = "10.244.0.0/16".parse().unwrap();
+        let chain = request("10.244.1.5:5000", "203.0.113.9, 10.244.2.7");
+        assert_eq!(client_ip(&chain, &[pods]), "203.0.113.9".parse().ok());
+        assert_eq!(client_ip(&chain, &[proxy]), "10.244.1.5".parse().ok());
     }
 }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod keyring;
 pub mod keys;
 pub mod net;
+pub mod netrange;
 pub mod nodes;
 pub mod outbox;
 pub mod paging;
