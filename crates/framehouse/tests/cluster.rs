@@ -51,17 +51,7 @@ async fn a_cluster_survives_kills_a_redis_outage_a_broker_restart_and_a_rolling_
     // The engines.
     let db_url = fresh_database().await;
     let prefix = format!("cluster-{}", uuid::Uuid::new_v4().simple());
-    let mut redis = Redis {
-        port: free_port(),
-        dir: root_path.join("redis"),
-        child: None,
-    };
-    std::fs::create_dir_all(&redis.dir).unwrap();
-    redis.start();
-    until(Duration::from_secs(10), "redis", || async {
-        redis.cli(&["PING"]) == "PONG"
-    })
-    .await;
+    let mut redis = Redis::launch(&root_path).await;
     let broker = Broker {
         dir: root_path.join("rabbitmq"),
     };
@@ -95,24 +85,7 @@ async fn a_cluster_survives_kills_a_redis_outage_a_broker_restart_and_a_rolling_
     let nginx =
         nginx_server::Nginx::start(&api.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let base = nginx.base.clone();
-    let register = serde_json::json!({ "username": "loader", "password": "correct horse battery" });
-    let resp = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&register)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "register: {}", resp.status());
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&register)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let token = sign_up(&client, &base, "loader").await;
     eprintln!("cluster up in {:.1?}", started.elapsed());
 
     // Phase 1: 500 images and 5 videos from 32 clients, with failures injected.
@@ -225,15 +198,7 @@ async fn a_cluster_survives_kills_a_redis_outage_a_broker_restart_and_a_rolling_
     let ready_by = Instant::now() + Duration::from_secs(900);
     for id in &ids {
         loop {
-            let item: Value = client
-                .get(format!("{base}/api/v1/media/{id}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let item = item(&client, &base, &token, id).await;
             match item["status"].as_str() {
                 Some("ready") => break,
                 Some("failed") => panic!("{id} failed: {item}"),
@@ -420,15 +385,7 @@ async fn a_cluster_survives_kills_a_redis_outage_a_broker_restart_and_a_rolling_
             Duration::from_secs(300),
             "an upload of the restart ready",
             || async {
-                let item: Value = client
-                    .get(format!("{base}/api/v1/media/{id}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let item = item(&client, &base, &token, id).await;
                 item["status"] == "ready"
             },
         )

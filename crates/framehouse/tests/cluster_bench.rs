@@ -113,17 +113,7 @@ async fn cluster_benchmark() {
         .unwrap();
     let db_url = fresh_database().await;
     let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let mut redis = Redis {
-        port: free_port(),
-        dir: root_path.join("redis"),
-        child: None,
-    };
-    std::fs::create_dir_all(&redis.dir).unwrap();
-    redis.start();
-    until(Duration::from_secs(10), "redis", || async {
-        redis.cli(&["PING"]) == "PONG"
-    })
-    .await;
+    let redis = Redis::launch(&root_path).await;
     let config = root_path.join("framehouse.toml");
     // Room for the 1 GiB WAV (93 minutes of stereo 48 kHz): only its upload is measured.
     let extra = "[limits]\nmax_upload_bytes = 2147483648\n\n[video]\nmax_duration_secs = 7200.0\n";
@@ -142,24 +132,7 @@ async fn cluster_benchmark() {
     }
     let nginx = nginx_server::Nginx::start(&[&nodes[1].addr()]).await;
     let base = nginx.base.clone();
-    let account = serde_json::json!({ "username": "bench", "password": "correct horse battery" });
-    let resp = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&account)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&account)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let token = sign_up(&client, &base, "bench").await;
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(2)
         .connect(&db_url)

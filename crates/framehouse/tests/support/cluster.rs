@@ -169,6 +169,22 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// A new server in `root/redis`, answering when this returns.
+    pub async fn launch(root: &Path) -> Redis {
+        let mut redis = Redis {
+            port: free_port(),
+            dir: root.join("redis"),
+            child: None,
+        };
+        std::fs::create_dir_all(&redis.dir).unwrap();
+        redis.start();
+        until(Duration::from_secs(10), "redis", || async {
+            redis.cli(&["PING"]) == "PONG"
+        })
+        .await;
+        redis
+    }
+
     pub fn start(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
@@ -303,6 +319,41 @@ pub fn video(n: usize, dir: &Path) -> Vec<u8> {
         .expect("ffmpeg runs");
     assert!(status.success());
     std::fs::read(out).unwrap()
+}
+
+/// Registers `name` through `base` and returns an access token.
+pub async fn sign_up(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let account = serde_json::json!({ "username": name, "password": "correct horse battery" });
+    let resp = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "register: {}", resp.status());
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_string()
+}
+
+/// The item's JSON as its owner sees it.
+pub async fn item(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/api/v1/media/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 pub fn node(nodes: &[Node], name: &str) -> usize {
