@@ -3,7 +3,7 @@
 //! `run_until_stopped` serves until the shutdown token is cancelled.
 //!
 //! Domains depend in one direction — kernel ← identity ← media ← {video, transform,
-//! playback} ← {events, webhooks} — and register themselves in [`DOMAINS`].
+//! playback, uploads} ← {events, webhooks} — and register themselves in [`DOMAINS`].
 
 pub mod domain;
 pub mod events;
@@ -14,6 +14,7 @@ pub mod ops;
 pub mod playback;
 pub mod settings;
 pub mod transform;
+pub mod uploads;
 pub mod video;
 pub mod webhooks;
 mod workers;
@@ -48,6 +49,7 @@ pub static DOMAINS: &[&dyn Domain] = &[
     &transform::Transform,
     &video::Video,
     &playback::Playback,
+    &uploads::Uploads,
     &events::Events,
     &webhooks::Webhooks,
 ];
@@ -74,6 +76,7 @@ pub struct AppState {
     pub transform: Arc<transform::TransformEngine>,
     pub video: Arc<video::VideoEngine>,
     pub webhooks: webhooks::WebhookState,
+    pub uploads: uploads::UploadState,
 }
 
 impl AppState {
@@ -149,6 +152,7 @@ impl AppState {
             transform: Arc::new(transform),
             video: Arc::new(video),
             webhooks,
+            uploads: uploads::UploadState::default(),
             settings: Arc::new(settings),
             db,
             storage,

@@ -24,6 +24,7 @@ pub use crate::kernel::storage::StorageSettings;
 pub use crate::media::settings::{DeliverySettings, GcSettings, LimitSettings};
 pub use crate::playback::settings::PlaybackSettings;
 pub use crate::transform::settings::{PresetEntry, TransformSettings, WatermarkSettings};
+pub use crate::uploads::settings::UploadSettings;
 pub use crate::video::settings::VideoSettings;
 pub use crate::webhooks::settings::WebhookSettings;
 
@@ -109,6 +110,7 @@ pub struct Settings {
     pub playback: PlaybackSettings,
     pub webhooks: WebhookSettings,
     pub broker: BrokerSettings,
+    pub uploads: UploadSettings,
 }
 
 fn roles_from_list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
@@ -163,6 +165,7 @@ impl Default for Settings {
             playback: PlaybackSettings::default(),
             webhooks: WebhookSettings::default(),
             broker: BrokerSettings::default(),
+            uploads: UploadSettings::default(),
         }
     }
 }

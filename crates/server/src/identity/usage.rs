@@ -32,6 +32,11 @@ impl Quota {
         })
     }
 
+    /// Bytes the user may still store, when there is a quota.
+    pub fn remaining(&self) -> Option<u64> {
+        self.remaining
+    }
+
     pub fn limited(&self) -> bool {
         self.remaining.is_some()
     }

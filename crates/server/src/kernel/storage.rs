@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
@@ -434,6 +435,89 @@ impl Storage {
             tokio::fs::remove_dir(dir).await.ok();
         }
         Ok(())
+    }
+
+    /// Whether objects are files under a local directory (else S3).
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Where resumable uploads keep their part files (local store only): beside the
+    /// objects, so a finished upload is renamed in.
+    pub fn staging_dir(&self) -> Option<PathBuf> {
+        self.local_root
+            .as_ref()
+            .and_then(|root| root.parent())
+            .map(|data| data.join("uploads"))
+    }
+
+    fn multipart_store(&self) -> anyhow::Result<&AmazonS3> {
+        self.signer
+            .as_deref()
+            .context("multipart uploads need the s3 storage backend")
+    }
+
+    fn full_path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{key}", self.prefix))
+    }
+
+    /// Starts an S3 multipart upload of `key` that outlives this process (a resumable
+    /// upload's parts arrive over many requests, possibly to other nodes); its id.
+    pub async fn create_multipart(&self, key: &str) -> anyhow::Result<String> {
+        Ok(self
+            .multipart_store()?
+            .create_multipart(&self.full_path(key))
+            .await?)
+    }
+
+    /// Uploads part `index` (from 0) of a multipart upload; the part's ETag.
+    pub async fn put_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        index: usize,
+        bytes: Bytes,
+    ) -> anyhow::Result<String> {
+        let part = self
+            .multipart_store()?
+            .put_part(
+                &self.full_path(key),
+                &upload_id.to_string(),
+                index,
+                PutPayload::from_bytes(bytes),
+            )
+            .await?;
+        Ok(part.content_id)
+    }
+
+    /// Assembles the parts (ETags in order) into the object.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let parts = etags
+            .into_iter()
+            .map(|content_id| PartId { content_id })
+            .collect();
+        self.multipart_store()?
+            .complete_multipart(&self.full_path(key), &upload_id.to_string(), parts)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops an unfinished multipart upload and its parts (S3 keeps, and bills, them
+    /// until then). An upload already gone is not an error.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> anyhow::Result<()> {
+        match self
+            .multipart_store()?
+            .abort_multipart(&self.full_path(key), &upload_id.to_string())
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the store answers (for `/readyz`).

@@ -1,6 +1,7 @@
 //! `POST /api/v1/media`: stream the body to a temp file while hashing it, sniff and probe
 //! it, enforce limits, deduplicate, move it into the object store, and record the item
 //! and its processing job in one transaction. Nothing is left behind on rejection.
+//! [`accept`] runs the same path for a file received another way (a resumable upload).
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,112 @@ struct Spooled {
     sha256: String,
     size: u64,
     head: Vec<u8>,
+    /// The blob id under whose original key the bytes already are (a resumable upload
+    /// assembled in the object store): nothing is put, and the object is removed if the
+    /// file is refused or is a duplicate.
+    placed: Option<PlacedObject>,
+}
+
+/// An original already in the store for a blob not yet recorded; deleted on drop unless
+/// its blob row committed.
+struct PlacedObject {
+    storage: crate::kernel::storage::Storage,
+    blob_id: String,
+    armed: bool,
+}
+
+impl Drop for PlacedObject {
+    fn drop(&mut self) {
+        if self.armed {
+            let (storage, key) = (self.storage.clone(), keys::original(&self.blob_id));
+            tokio::spawn(async move {
+                if let Err(e) = storage.delete(&key).await {
+                    tracing::warn!(error = %e, key, "could not remove a refused upload");
+                }
+            });
+        }
+    }
+}
+
+/// A file received in full by other means than the body of `POST /api/v1/media`.
+pub struct Received {
+    /// A local file holding the bytes; removed (or moved into the store) in any case.
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Set when the bytes are also in the store already, as `keys::original(blob)`.
+    pub placed_blob: Option<String>,
+}
+
+/// Makes an item of `received` exactly as an upload does (quota, metadata, sniffing,
+/// the kind's validation, dedup, one transaction); the item id, or the same error an
+/// upload of these bytes would get, with nothing left behind.
+pub async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    meta: &UploadMeta,
+    received: Received,
+) -> AppResult<String> {
+    let file = TempFile {
+        path: received.path,
+        armed: true,
+    };
+    let placed = received.placed_blob.map(|blob_id| PlacedObject {
+        storage: state.storage.clone(),
+        blob_id,
+        armed: true,
+    });
+    let path = file.path.clone();
+    let head = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(HEAD);
+        std::fs::File::open(path)?
+            .take(HEAD as u64)
+            .read_to_end(&mut head)?;
+        Ok(head)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)?;
+    let spooled = Spooled {
+        file,
+        sha256: received.sha256,
+        size: received.size,
+        head,
+        placed,
+    };
+    let limit = state.settings.limits.max_upload_bytes;
+    if spooled.size > limit {
+        return Err(too_large(limit));
+    }
+    if spooled.size == 0 {
+        return Err(AppError::unprocessable(
+            "empty_upload",
+            "the upload is empty",
+        ));
+    }
+    let quota = Quota::of(&state.db, &caller.user_id).await?;
+    make_item(state, caller, meta, &quota, spooled).await
+}
+
+/// The steps after the bytes are on disk, shared by both ways in: the quota, the item
+/// fields, the kind's validation, then the transaction.
+async fn make_item(
+    state: &AppState,
+    caller: &Caller,
+    meta: &UploadMeta,
+    quota: &Quota,
+    spooled: Spooled,
+) -> AppResult<String> {
+    quota.check(spooled.size)?;
+    let tags = parse_tags(meta.tags.as_deref());
+    validate_meta(
+        meta.title.as_deref(),
+        meta.description.as_deref(),
+        Some(&tags),
+    )?;
+    let described = describe(state, &spooled, meta, caller).await?;
+    store(state, caller, meta, &tags, spooled, described).await
 }
 
 #[utoipa::path(post, path = "/api/v1/media", tag = "media", security(("bearer" = [])), params(UploadMeta),
@@ -108,15 +215,7 @@ pub async fn upload_media(
         )
         .await?
     };
-    quota.check(spooled.size)?;
-    let tags = parse_tags(meta.tags.as_deref());
-    validate_meta(
-        meta.title.as_deref(),
-        meta.description.as_deref(),
-        Some(&tags),
-    )?;
-    let described = describe(&state, &spooled, &meta, &caller).await?;
-    let item_id = store(&state, &caller, &meta, &tags, spooled, described).await?;
+    let item_id = make_item(&state, &caller, &meta, &quota, spooled).await?;
     let row = repo::item(&state.db, &item_id)
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
@@ -125,7 +224,7 @@ pub async fn upload_media(
 
 /// Checks what can be checked before reading the body: its declared size, the rate
 /// limits and the quota.
-async fn admit(
+pub async fn admit(
     state: &AppState,
     caller: &Caller,
     client: &ClientInfo,
@@ -167,7 +266,7 @@ async fn linger(request: Request) {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
-fn too_large(limit: u64) -> AppError {
+pub fn too_large(limit: u64) -> AppError {
     AppError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
@@ -175,7 +274,7 @@ fn too_large(limit: u64) -> AppError {
     )
 }
 
-fn parse_tags(text: Option<&str>) -> Vec<String> {
+pub fn parse_tags(text: Option<&str>) -> Vec<String> {
     text.map(|t| {
         t.split(',')
             .map(str::trim)
@@ -379,6 +478,7 @@ where
         sha256: hex::encode(hasher.finalize()),
         size,
         head,
+        placed: None,
     })
 }
 
@@ -436,9 +536,11 @@ async fn store(
         } else {
             None
         };
-        let (blob_id, placed) = match &existing {
-            Some(blob) => (blob.id.clone(), false),
-            None => {
+        let already = spooled.placed.as_ref().map(|p| p.blob_id.clone());
+        let (blob_id, placed) = match (&existing, already) {
+            (Some(blob), _) => (blob.id.clone(), false),
+            (None, Some(id)) => (id, true),
+            (None, None) => {
                 let id = new_id();
                 state
                     .storage
@@ -523,7 +625,13 @@ async fn store(
             Err(e) => return Err(e.into()),
         }
         announce(state, &mut tx, &item_id).await?;
+        if let Some(object) = &spooled.placed {
+            repo::release_blob(&mut tx, &object.blob_id).await?;
+        }
         tx.commit().await?;
+        if let Some(object) = spooled.placed.as_mut() {
+            object.armed = blob_for_item != object.blob_id;
+        }
         if placed && blob_for_item != blob_id {
             // The item is saved: a failure here must not turn into an error the client
             // would retry. The GC sweep collects the unused copy.

@@ -420,8 +420,37 @@ pub async fn orphan_blobs(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Erro
 
 /// Which of `ids` have a blob row.
 pub async fn existing_blob_ids(db: &Db, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    let rows = fetch_in(&db.pool, "SELECT id FROM blobs WHERE id IN ({})", ids).await?;
+    let mut rows = fetch_in(&db.pool, "SELECT id FROM blobs WHERE id IN ({})", ids).await?;
+    rows.extend(
+        fetch_in(
+            &db.pool,
+            "SELECT blob_id AS id FROM blob_reservations WHERE blob_id IN ({})",
+            ids,
+        )
+        .await?,
+    );
     rows.iter().map(|r| r.try_get("id")).collect()
+}
+
+/// Promises a new blob id to an object being assembled under its original key, so the
+/// orphan sweep leaves that object alone (see [`existing_blob_ids`]).
+pub async fn reserve_blob(db: &Db) -> Result<String, sqlx::Error> {
+    let id = crate::kernel::ids::new_id();
+    sqlx::query("INSERT INTO blob_reservations (blob_id, created_at) VALUES ($1, $2)")
+        .bind(&id)
+        .bind(crate::kernel::time::now_ms())
+        .execute(&db.pool)
+        .await?;
+    Ok(id)
+}
+
+/// Drops a reservation: its blob row now exists, or its object was abandoned.
+pub async fn release_blob(conn: &mut AnyConnection, blob_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM blob_reservations WHERE blob_id = $1")
+        .bind(blob_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Deletes the blob row (and, by cascade, its variant rows) if nothing references it.

@@ -22,6 +22,7 @@ mod receiver;
 mod redis;
 mod storage;
 mod transform;
+mod uploads;
 mod video;
 mod video_fixtures;
 mod webhooks;

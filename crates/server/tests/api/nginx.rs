@@ -141,3 +141,66 @@ async fn nginx_in_front_of_two_api_nodes_streams_caches_public_answers_and_fails
         assert_eq!(resp.status(), StatusCode::OK);
     }
 }
+
+/// A resumable upload through nginx to two api nodes on one database and data dir: the
+/// `Location` names nginx's address, and PATCHes that nginx spreads over both nodes
+/// continue one upload at its recorded offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_postgres, ignore = "FRAMEHOUSE_TEST_SKIP_POSTGRES=1")]
+#[cfg_attr(skip_nginx, ignore = "FRAMEHOUSE_TEST_SKIP_NGINX=1")]
+async fn a_resumable_upload_through_nginx_moves_between_api_nodes() {
+    let url = fresh_postgres_url().await;
+    let one = api_node(&url, None).await;
+    let two = api_node(&url, Some(one.data_dir.clone())).await;
+    let (a, b) = (
+        one.base.trim_start_matches("http://").to_string(),
+        two.base.trim_start_matches("http://").to_string(),
+    );
+    let nginx = Nginx::start(&[&a, &b]).await;
+    let client = reqwest::Client::new();
+    let token = one.user("alice").await;
+    let bytes = fixtures::jpeg(2400, 1800);
+    let resp = client
+        .post(format!("{}/api/v1/uploads/", nginx.base))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", bytes.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/api/v1/uploads/", nginx.base)),
+        "{location} is not under {}",
+        nginx.base
+    );
+    let mut offset = 0;
+    let mut media = None;
+    for chunk in bytes.chunks(bytes.len().div_ceil(6)) {
+        let resp = client
+            .patch(&location)
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        offset += chunk.len();
+        media = resp.headers().get("framehouse-media-id").cloned();
+    }
+    let media = media.expect("the last PATCH names the item");
+    let item = one.get_item(Some(&token), media.to_str().unwrap()).await;
+    let item: serde_json::Value = item.json().await.unwrap();
+    assert_eq!(item["bytes"], bytes.len());
+    let served = one
+        .get(
+            Some(&token),
+            &format!("/media/{}/original", item["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(served.bytes().await.unwrap(), bytes);
+}

@@ -1,0 +1,145 @@
+//! Resumable uploads: a tus 1.0 server at `/api/v1/uploads/` with every extension
+//! (creation, creation-with-upload, creation-defer-length, expiration, checksum,
+//! checksum-trailer, termination, concatenation). Bytes go to a part file or an S3
+//! multipart upload as they arrive; a complete upload becomes a media item through
+//! `media::ingest`, and the scheduler removes expired ones with an `upload.expired` event.
+
+pub mod finish;
+pub mod lease;
+pub mod protocol;
+pub mod receive;
+pub mod repo;
+pub mod settings;
+pub mod tus;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, PRIORITY_BATCH};
+use sha2::Sha256;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{Domain, Job};
+use crate::kernel::outbox::Event;
+use crate::kernel::time::now_ms;
+use crate::settings::Settings;
+use crate::AppState;
+
+pub const EXPIRE_UPLOADS: &str = "expire_uploads";
+
+/// What this process keeps about uploads between requests: the running SHA-256 of each
+/// upload at its recorded offset (so completing one need not read it again; a restart
+/// or another node only costs that read), and the leases it holds.
+#[derive(Clone)]
+pub struct UploadState {
+    pub hashes: moka::sync::Cache<String, (u64, Sha256)>,
+    pub holders: lease::Holders,
+}
+
+impl Default for UploadState {
+    fn default() -> Self {
+        UploadState {
+            hashes: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(86_400))
+                .build(),
+            holders: lease::Holders::default(),
+        }
+    }
+}
+
+/// The uploads domain's registration.
+pub struct Uploads;
+
+impl Domain for Uploads {
+    fn name(&self) -> &'static str {
+        "uploads"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .routes(routes!(tus::create_upload, tus::options_uploads))
+            .routes(routes!(
+                tus::create_upload_slash,
+                tus::options_uploads_slash
+            ))
+            .routes(routes!(
+                tus::head_upload,
+                tus::patch_upload,
+                tus::delete_upload,
+                tus::get_upload,
+                tus::override_upload,
+                tus::options_upload
+            ))
+            .layer(DefaultBodyLimit::disable())
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["upload.expired"]
+    }
+
+    fn jobs(&self, state: &AppState) -> Vec<Job> {
+        vec![(
+            EXPIRE_UPLOADS,
+            Arc::new(ExpireUploads {
+                state: state.clone(),
+            }),
+        )]
+    }
+
+    fn periodic(&self, settings: &Settings) -> Vec<Periodic> {
+        let every = Duration::from_secs(settings.uploads.expire_interval_secs.max(1));
+        let job = NewJob::new(EXPIRE_UPLOADS, serde_json::json!({})).priority(PRIORITY_BATCH);
+        vec![Periodic::new(EXPIRE_UPLOADS, every, job)]
+    }
+}
+
+/// Removes the bytes of uploads past their expiry, leaves a tombstone that answers 410
+/// and writes `upload.expired`; forgets tombstones and finished uploads after a week.
+struct ExpireUploads {
+    state: AppState,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ExpireUploads {
+    async fn run(&self, _job: &ClaimedJob, _ctx: &JobContext) -> Result<(), JobError> {
+        let state = &self.state;
+        let retry = |e: sqlx::Error| JobError::Retryable(e.to_string());
+        loop {
+            let now = now_ms();
+            let batch = repo::expired(&state.db, now, 100).await.map_err(retry)?;
+            if batch.is_empty() {
+                break;
+            }
+            for upload in batch {
+                let mut tx = state.db.begin_write().await.map_err(retry)?;
+                if !repo::mark_expired(&mut tx, &upload.id, now)
+                    .await
+                    .map_err(retry)?
+                {
+                    continue;
+                }
+                Event::new("upload.expired", &upload.id)
+                    .user(&upload.owner_id)
+                    .data(serde_json::json!({
+                        "id": upload.id,
+                        "offset": upload.received,
+                        "length": upload.length,
+                        "concat": upload.concat,
+                        "created_at": upload.created_at,
+                    }))
+                    .emit(&mut tx)
+                    .await
+                    .map_err(retry)?;
+                tx.commit().await.map_err(retry)?;
+                finish::remove_bytes(state, &upload).await;
+                tracing::info!(upload = upload.id, "removed an expired upload");
+            }
+        }
+        let week_ago = now_ms() - 7 * 86_400 * 1000;
+        repo::purge(&state.db, week_ago).await.map_err(retry)?;
+        Ok(())
+    }
+}
