@@ -32,21 +32,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm deps of the test OIDC provider (tests/oidc-provider), installed outside the work tree
-# and only again when package-lock.json changes.
+# npm deps of the test OIDC provider (tests/oidc-provider) and of the tus client the tests
+# run (tests/tus-clients), installed outside the work tree and only again when a
+# package-lock.json changes.
 case "$mode" in
   test|bench)
-    src="$root/tests/oidc-provider"
-    dest="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/oidc-provider"
-    lock_hash=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)
-    if [ "$(cat "$dest/.lock-sha256" 2>/dev/null)" != "$lock_hash" ] || [ ! -d "$dest/node_modules/oidc-provider" ]; then
-      echo "installing npm deps of tests/oidc-provider into $dest" >&2
-      mkdir -p "$dest"
-      rm -f "$dest/.lock-sha256"
-      cp "$src/package.json" "$src/package-lock.json" "$dest/"
-      (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-      echo "$lock_hash" >"$dest/.lock-sha256"
-    fi
+    for pkg in oidc-provider tus-clients; do
+      src="$root/tests/$pkg"
+      dest="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/$pkg"
+      lock_hash=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)
+      if [ "$(cat "$dest/.lock-sha256" 2>/dev/null)" != "$lock_hash" ] || [ ! -d "$dest/node_modules" ]; then
+        echo "installing npm deps of tests/$pkg into $dest" >&2
+        mkdir -p "$dest"
+        rm -f "$dest/.lock-sha256"
+        cp "$src/package.json" "$src/package-lock.json" "$dest/"
+        (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$lock_hash" >"$dest/.lock-sha256"
+      fi
+    done
     ;;
 esac
 

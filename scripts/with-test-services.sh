@@ -98,6 +98,18 @@ read -r oidc_good oidc_rogue <<<"$oidc_urls"
 export FRAMEHOUSE_TEST_OIDC_GOOD="$oidc_good" FRAMEHOUSE_TEST_OIDC_ROGUE="$oidc_rogue"
 echo "test services: OIDC providers at $oidc_good (good) and $oidc_rogue (rogue)" >&2
 
+# tus-js-client for the resumable-upload tests: a copy of tests/tus-clients/upload.mjs next
+# to a link to its npm deps.
+tus_modules="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/tus-clients/node_modules"
+if [ ! -d "$tus_modules/tus-js-client" ]; then
+  echo "tus-js-client not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+mkdir "$tmp/tus-js"
+cp "$(dirname "$0")/../tests/tus-clients/upload.mjs" "$tmp/tus-js/upload.mjs"
+ln -s "$tus_modules" "$tmp/tus-js/node_modules"
+export FRAMEHOUSE_TEST_TUS_JS="$tmp/tus-js/upload.mjs"
+
 # DNS: names that resolve to internal addresses, for the SSRF tests (nothing else resolves).
 dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 if [ ! -x "$dnsmasq_bin" ]; then

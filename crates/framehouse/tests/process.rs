@@ -586,6 +586,12 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_status() {
         .args(["--report", "junit", "--report-junit-path"])
         .arg(&report)
         .env("NO_COLOR", "1")
+        // A serializer for tus's body type (`tests/python/schemathesis_hooks.py`).
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python"),
+        )
         // Its cache (`.schemathesis/`) goes into the temp dir, not the work tree.
         .current_dir(dir.path())
         .kill_on_drop(true)

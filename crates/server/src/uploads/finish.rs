@@ -45,7 +45,15 @@ pub async fn finish(
 ) -> AppResult<Option<String>> {
     if upload.concat == "partial" {
         if !state.storage.is_local() {
-            complete_multipart(state, upload).await?;
+            if upload.received == 0 {
+                // Nothing to assemble: S3 cannot complete a multipart upload of no parts.
+                if let Some(id) = &upload.multipart_id {
+                    let key = target_key(upload);
+                    state.storage.abort_multipart(&key, id).await.map_err(io)?;
+                }
+            } else {
+                complete_multipart(state, upload).await?;
+            }
         }
         repo::mark_done(&state.db, &upload.id, None).await?;
         return Ok(None);
@@ -54,16 +62,11 @@ pub async fn finish(
         Ok(received) => ingest::accept(state, caller, &item_meta(upload), received).await,
         Err(e) => Err(e),
     };
-    // The partial uploads are spent either way.
-    for part in upload.part_ids() {
-        if let Ok(Some(p)) = repo::get(&state.db, &part).await {
-            discard(state, &p).await;
-        }
-    }
     match made {
         Ok(item_id) => {
             repo::mark_done(&state.db, &upload.id, Some(&item_id)).await?;
             state.uploads.hashes.invalidate(&upload.id);
+            spend_parts(state, upload).await;
             if !state.storage.is_local() {
                 state
                     .storage
@@ -73,9 +76,22 @@ pub async fn finish(
             }
             Ok(Some(item_id))
         }
-        Err(refused) => {
+        // Refused as an upload would be: nothing stays. Any other failure (the store or
+        // the database away) leaves the upload complete, to be finished by a retry.
+        Err(refused @ AppError::Client { .. }) => {
+            spend_parts(state, upload).await;
             discard(state, upload).await;
             Err(refused)
+        }
+        Err(failed) => Err(failed),
+    }
+}
+
+/// Removes the partial uploads of a final one once it is made or refused.
+async fn spend_parts(state: &AppState, upload: &UploadRow) {
+    for part in upload.part_ids() {
+        if let Ok(Some(p)) = repo::get(&state.db, &part).await {
+            discard(state, &p).await;
         }
     }
 }
@@ -179,6 +195,12 @@ async fn assemble(state: &AppState, upload: &UploadRow, dest: &Path) -> AppResul
     }
     let mut out = tokio::fs::File::create(dest).await.map_err(io)?;
     for id in parts {
+        let empty = repo::get(&state.db, &id)
+            .await?
+            .is_some_and(|p| p.received == 0);
+        if empty {
+            continue;
+        }
         let got = state
             .storage
             .get(&format!("uploads/{id}/data"), None)

@@ -24,7 +24,7 @@ pub struct Lease {
     state: AppState,
     pub id: String,
     pub token: String,
-    /// Cancelled when the lease is lost or another request wants it.
+    /// Cancelled when the lease is lost or another request wants it: stop reading.
     pub lost: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
     released: bool,
@@ -121,16 +121,17 @@ impl Drop for Lease {
 }
 
 async fn renew(state: AppState, id: String, token: String, ttl: Duration, lost: CancellationToken) {
+    // Renewed until released (this task is aborted then), even once another request
+    // wants it: the holder stops reading at once but may still be finishing the upload,
+    // which must not be done twice.
     let mut every = tokio::time::interval(Duration::from_secs(1).min(ttl / 3));
     every.tick().await;
     loop {
-        tokio::select! {
-            _ = lost.cancelled() => return,
-            _ = every.tick() => {}
-        }
+        every.tick().await;
         match repo::renew(&state.db, &id, &token, now_ms() + ttl.as_millis() as i64).await {
             Ok(Some(false)) => {}
-            Ok(Some(true)) | Ok(None) => {
+            Ok(Some(true)) => lost.cancel(),
+            Ok(None) => {
                 lost.cancel();
                 return;
             }

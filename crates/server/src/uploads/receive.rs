@@ -125,8 +125,12 @@ pub async fn receive(
     body: Body,
 ) -> AppResult<u64> {
     let start = upload.received as u64;
-    let cached = state.uploads.hashes.get(&upload.id);
-    let file_hash = cached.filter(|(at, _)| *at == start).map(|(_, h)| h);
+    let file_hash = match start {
+        0 => Some(Sha256::new()),
+        _ => (state.uploads.hashes.get(&upload.id))
+            .filter(|(at, _)| *at == start)
+            .map(|(_, h)| h),
+    };
     let digests = match &verify {
         Verify::None => Vec::new(),
         Verify::Header(c) => vec![c.digest.clone()],
@@ -199,7 +203,9 @@ async fn open(
     if state.storage.is_local() {
         let path = part_file(state, &upload.id)?;
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            if let Some(dir) = path.parent() {
+            let dir = path.parent().expect("part files live in a folder");
+            let created = !path.exists();
+            if created {
                 std::fs::create_dir_all(dir)?;
             }
             let mut file = std::fs::OpenOptions::new()
@@ -207,6 +213,17 @@ async fn open(
                 .truncate(false)
                 .write(true)
                 .open(&path)?;
+            if created {
+                // The new name must survive a crash as the offsets recorded in it will.
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            let len = file.metadata()?.len();
+            if len < start {
+                // Never fill recorded bytes with zeros: this upload cannot go on.
+                return Err(std::io::Error::other(format!(
+                    "the part file has {len} bytes, {start} were recorded"
+                )));
+            }
             file.set_len(start)?;
             file.seek(std::io::SeekFrom::Start(start))?;
             Ok(file)
@@ -342,13 +359,10 @@ impl Receiver<'_> {
                 parts.etags.push(etag);
                 cut = true;
             }
-            if cut && self.checkpoints && parts.buffer.is_empty() {
+            if cut && self.checkpoints {
+                // What the parts hold: everything received but the bytes still buffered.
+                let at = self.pos - parts.buffer.len() as u64;
                 let etags = parts.etags.clone();
-                let at = before + batch.len() as u64;
-                self.record(at, &etags, 0, None).await?;
-            } else if cut && self.checkpoints {
-                let etags = parts.etags.clone();
-                let at = etags.len() as u64 * part_bytes;
                 self.record(at, &etags, 0, None).await?;
             }
         }

@@ -305,10 +305,12 @@ pub async fn claim_parts(
 
 /// Forgets tombstones and finished uploads older than `before`.
 pub async fn purge(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM uploads WHERE state IN ('expired', 'done') AND updated_at < $1 AND concat <> 'partial'")
-            .bind(before)
-            .execute(&db.pool)
-            .await?;
+    let done = sqlx::query(
+        "DELETE FROM uploads WHERE updated_at < $1
+         AND (state = 'expired' OR (state = 'done' AND concat <> 'partial'))",
+    )
+    .bind(before)
+    .execute(&db.pool)
+    .await?;
     Ok(done.rows_affected())
 }

@@ -112,7 +112,11 @@ pub async fn create_upload(
 }
 
 #[utoipa::path(post, path = "/api/v1/uploads/", tag = "uploads", security(("bearer" = [])),
-    responses((status = 201, description = "as `POST /api/v1/uploads`")))]
+    responses((status = 201, description = "as `POST /api/v1/uploads`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn create_upload_slash(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -189,22 +193,10 @@ async fn create(
         expires_at: now + state.settings.uploads.expire_after_secs as i64 * 1000,
         created_at: now,
     };
-    if !state.storage.is_local() {
-        if !partial {
-            upload.blob_id = Some(crate::media::repo::reserve_blob(&state.db).await?);
-        }
-        let key = receive::target_key(&upload);
-        upload.multipart_id = Some(
-            state
-                .storage
-                .create_multipart(&key)
-                .await
-                .map_err(AppError::internal)?,
-        );
-    }
-    {
-        let mut conn = state.db.pool.acquire().await?;
-        repo::insert(&mut conn, &upload).await?;
+    let verify = verify_of(headers)?;
+    if let Err(e) = open_upload(state, &mut upload, partial).await {
+        finish::remove_bytes(state, &upload).await;
+        return Err(e);
     }
     let location = format!("{}/api/v1/uploads/{id}", base_url(state, &parts));
     let with_body = protocol::check_body_type(headers).is_ok() && has_body(headers);
@@ -213,10 +205,17 @@ async fn create(
     let (offset, media_id) = if with_body || length == Some(0) {
         // creation-with-upload: the body is the first PATCH.
         let lease = Lease::take(state, &id).await?;
-        let verify = verify_of(&parts.headers)?;
         let written = write(state, caller, &lease, &upload, verify, body).await;
         lease.release().await;
-        written?
+        match written {
+            Ok(done) => done,
+            Err(e) => match repo::get(&state.db, &id).await? {
+                // Refused as a whole file: the upload is gone.
+                None => return Err(e),
+                // The upload exists: say where, so the client can resume (as tusd does).
+                Some(now) => (now.received as u64, None),
+            },
+        }
     } else {
         (0, None)
     };
@@ -227,6 +226,27 @@ async fn create(
         headers.insert("upload-expires", expires(upload.expires_at));
     }
     Ok((StatusCode::CREATED, headers).into_response())
+}
+
+/// Starts the S3 multipart upload (with the original's blob id reserved) and writes the
+/// row; on failure the caller removes what was made.
+async fn open_upload(state: &AppState, upload: &mut UploadRow, partial: bool) -> AppResult<()> {
+    if !state.storage.is_local() {
+        if !partial {
+            upload.blob_id = Some(crate::media::repo::reserve_blob(&state.db).await?);
+        }
+        let key = receive::target_key(upload);
+        upload.multipart_id = Some(
+            state
+                .storage
+                .create_multipart(&key)
+                .await
+                .map_err(AppError::internal)?,
+        );
+    }
+    let mut conn = state.db.pool.acquire().await?;
+    repo::insert(&mut conn, upload).await?;
+    Ok(())
 }
 
 /// Refuses an upload the user has no room for, counting their incomplete uploads.
@@ -424,11 +444,27 @@ async fn patch(
     }
     let lease = Lease::take(state, id).await?;
     let mut upload = owned(state, caller, id).await?;
-    if let Some(length) = declared {
-        declare_length(state, &mut upload, length).await?;
+    if upload.state != "receiving" {
+        // Finished while this request waited for the lease.
+        lease.release().await;
+        if offset == upload.received as u64 && upload.is_complete() {
+            return Ok(done_response(&upload));
+        }
+        return Err(offset_conflict(&upload));
     }
     if offset != upload.received as u64 {
         return Err(offset_conflict(&upload));
+    }
+    if let Some(length) = declared {
+        declare_length(state, &mut upload, length).await?;
+    }
+    if upload.is_complete() {
+        // Complete but not finished (the process that received the last byte died).
+        let made = finish::finish(state, &upload, caller).await;
+        lease.release().await;
+        made?;
+        let upload = owned(state, caller, id).await?;
+        return Ok(done_response(&upload));
     }
     let written = write(state, caller, &lease, &upload, verify, body).await;
     lease.release().await;
@@ -474,11 +510,16 @@ async fn write(
 /// creation-defer-length: the length, declared once, no less than what is stored and
 /// within the size limit and the quota.
 async fn declare_length(state: &AppState, upload: &mut UploadRow, length: u64) -> AppResult<()> {
-    if upload.length.is_some() {
-        return Err(AppError::bad_request(
-            "length_already_set",
-            "Upload-Length was declared already and cannot change",
-        ));
+    match upload.length {
+        // The same length again: a retry of the request that declared it.
+        Some(known) if known as u64 == length => return Ok(()),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "length_already_set",
+                "Upload-Length was declared already and cannot change",
+            ))
+        }
+        None => {}
     }
     if length < upload.received as u64 {
         return Err(AppError::bad_request(
@@ -506,7 +547,8 @@ async fn declare_length(state: &AppState, upload: &mut UploadRow, length: u64) -
 #[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
     params(("id" = String, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
     responses((status = 204, description = "terminated: its bytes are gone (an item it became stays)"),
-        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 423, body = ErrorBody)))]
 pub async fn delete_upload(
     State(state): State<AppState>,
     Writer(caller): Writer,
@@ -539,7 +581,12 @@ async fn terminate(
 #[utoipa::path(post, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
     params(("id" = String, Path), ("X-HTTP-Method-Override" = String, Header, description = "PATCH or DELETE")),
     responses((status = 204, description = "as the method named by `X-HTTP-Method-Override`"),
-        (status = 405, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 405, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 423, body = ErrorBody), (status = 460, body = ErrorBody)))]
 pub async fn override_upload(
     State(state): State<AppState>,
     Writer(caller): Writer,

@@ -431,7 +431,7 @@ async fn status_codes_follow_the_tus_text(backend: Backend) {
             &deferred,
             50,
             file[50..60].to_vec(),
-            &[("upload-length", &file.len().to_string())],
+            &[("upload-length", &(file.len() + 1).to_string())],
         )
         .await;
     assert_eq!(

@@ -1,0 +1,345 @@
+//! Real tus clients, unmodified, against the real binary: the official `tus-js-client`
+//! under Node (`tests/tus-clients/upload.mjs`) and `tuspy` (`tests/python/tus_upload.py`)
+//! each send a 200 MiB file in 8 MiB chunks while the server is killed with SIGKILL and
+//! started again; the item's SHA-256 must be the file's. `tus-js-client` with
+//! `parallelUploads: 4` (concatenation) too. On the local store and on SeaweedFS.
+//! The services come from `scripts/with-test-services.sh`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 8 << 20;
+
+fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test` (scripts/with-test-services.sh)")
+    })
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A 200 MiB uncompressed BMP of noise (8400² pixels), made once per test run, and its
+/// SHA-256.
+fn big_file() -> &'static (PathBuf, String) {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf, String)> = OnceLock::new();
+    let (_, path, sha) = FILE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("noise.bmp");
+        let side: u32 = 8400;
+        let row = side * 3;
+        let size = 54 + row * side;
+        let mut header = Vec::new();
+        header.extend_from_slice(b"BM");
+        header.extend_from_slice(&size.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        header.extend_from_slice(&54u32.to_le_bytes());
+        header.extend_from_slice(&40u32.to_le_bytes());
+        header.extend_from_slice(&(side as i32).to_le_bytes());
+        header.extend_from_slice(&(side as i32).to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&24u16.to_le_bytes());
+        header.extend_from_slice(&[0; 4]);
+        header.extend_from_slice(&(row * side).to_le_bytes());
+        header.extend_from_slice(&[0; 16]);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut hasher = Sha256::new();
+        out.write_all(&header).unwrap();
+        hasher.update(&header);
+        let mut noise = std::fs::File::open("/dev/urandom").unwrap();
+        let mut left = (row * side) as usize;
+        let mut buf = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = left.min(buf.len());
+            std::io::Read::read_exact(&mut noise, &mut buf[..n]).unwrap();
+            out.write_all(&buf[..n]).unwrap();
+            hasher.update(&buf[..n]);
+            left -= n;
+        }
+        out.flush().unwrap();
+        (dir, path, hex::encode(hasher.finalize()))
+    });
+    static VIEW: OnceLock<(PathBuf, String)> = OnceLock::new();
+    VIEW.get_or_init(|| (path.clone(), sha.clone()))
+}
+
+#[derive(Clone, Copy)]
+enum Store {
+    Local,
+    S3,
+}
+
+/// The binary serving on a fixed port and data dir, so it comes back where the client
+/// left it.
+struct Server {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn new(store: Store) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match store {
+            Store::Local => String::new(),
+            Store::S3 => format!(
+                "[storage]\nbackend = \"s3\"\ns3_bucket = \"{}\"\ns3_endpoint = \"{}\"\n\
+                 s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n\
+                 s3_prefix = \"tus-{}\"\ns3_allow_http = true\n",
+                service_env("FRAMEHOUSE_TEST_S3_BUCKET"),
+                service_env("FRAMEHOUSE_TEST_S3_ENDPOINT"),
+                service_env("FRAMEHOUSE_TEST_S3_KEY"),
+                service_env("FRAMEHOUSE_TEST_S3_SECRET"),
+                uuid::Uuid::new_v4().simple()
+            ),
+        };
+        // The 200 MiB file is a 70 MP image; a short lease so a killed server's lapses
+        // quickly.
+        let config = format!(
+            "[auth]\njwt_secret = \"tus-clients-test-secret-tus-clients-test\"\n\
+             [limits]\nmax_pixels = 80000000\nmax_upload_bytes = 1073741824\n\
+             [uploads]\nlock_ttl_secs = 2\nlock_wait_secs = 1\n{storage}"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let mut server = Server {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.start();
+        server
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_framehouse"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            // Only the api: the test is about receiving, not about processing 70 MP.
+            .env("FRAMEHOUSE_ROLES", "api")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn framehouse");
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        let child = self.child.as_mut().expect("running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        self.child = None;
+    }
+
+    async fn wait_ready(&self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = client.get(format!("{}/readyz", self.base())).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn sign_up(client: &reqwest::Client, base: &str) -> String {
+    let body = serde_json::json!({"username": "alice", "password": "correct horse battery"});
+    let resp = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let resp = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let json: Value = resp.json().await.unwrap();
+    json["access_token"].as_str().unwrap().to_string()
+}
+
+/// Runs `client` (a command line ending with the file and chunk size) against a fresh
+/// server, kills the server with SIGKILL once `kill_at` % has been sent (if set) and
+/// starts it again, and checks the item the client reports.
+async fn upload_with(
+    store: Store,
+    client_cmd: impl FnOnce(&str, &str, &Path) -> Command,
+    kill_at: Option<u32>,
+) {
+    let (file, sha) = big_file();
+    let mut server = Server::new(store);
+    let http = reqwest::Client::new();
+    server.wait_ready(&http).await;
+    let token = sign_up(&http, &server.base()).await;
+    let endpoint = format!("{}/api/v1/uploads/", server.base());
+    let mut child = client_cmd(&endpoint, &token, file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the client starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut killed = false;
+    let mut last = 0;
+    let media = loop {
+        let line = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+            .await
+            .expect("the client said nothing for two minutes");
+        let Some(line) = line else {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the client ended without finishing ({}): {}\nserver log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                server.log()
+            );
+        };
+        assert!(Instant::now() < deadline, "the upload took over 5 minutes");
+        if let Some(pct) = line.strip_prefix("progress ") {
+            last = pct.parse().unwrap();
+            if !killed && kill_at.is_some_and(|at| last >= at) {
+                killed = true;
+                server.kill9();
+                server.start();
+            }
+        } else if let Some(id) = line.strip_prefix("done ") {
+            break id.to_string();
+        }
+    };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "client exit {status}");
+    assert_eq!(last, 100, "the progress reached 100 %");
+    assert_eq!(killed, kill_at.is_some());
+    server.wait_ready(&http).await;
+    let item: Value = http
+        .get(format!("{}/api/v1/media/{media}", server.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(item["sha256"], sha.as_str(), "{item}");
+    assert_eq!(item["bytes"], std::fs::metadata(file).unwrap().len());
+    let items: Value = http
+        .get(format!("{}/api/v1/media", server.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        items["items"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one item: {items}"
+    );
+}
+
+fn tus_js(parallel: usize) -> impl FnOnce(&str, &str, &Path) -> Command {
+    move |endpoint, token, file| {
+        let mut cmd = Command::new("node");
+        cmd.arg(service_env("FRAMEHOUSE_TEST_TUS_JS"))
+            .args([endpoint, token])
+            .arg(file)
+            .args([CHUNK.to_string(), parallel.to_string()]);
+        cmd
+    }
+}
+
+fn tuspy(endpoint: &str, token: &str, file: &Path) -> Command {
+    let mut cmd = Command::new(service_env("FRAMEHOUSE_TEST_PYTHON"));
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/tus_upload.py"
+    ))
+    .args([endpoint, token])
+    .arg(file)
+    .arg(CHUNK.to_string());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tus_js_client_uploads_200_mib_through_a_kill_9_on_the_local_store() {
+    upload_with(Store::Local, tus_js(1), Some(40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_s3, ignore = "FRAMEHOUSE_TEST_SKIP_S3=1")]
+async fn tus_js_client_uploads_200_mib_through_a_kill_9_on_s3() {
+    upload_with(Store::S3, tus_js(1), Some(40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_python, ignore = "FRAMEHOUSE_TEST_SKIP_PYTHON=1")]
+async fn tuspy_uploads_200_mib_through_a_kill_9_on_the_local_store() {
+    upload_with(Store::Local, tuspy, Some(40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(any(skip_s3, skip_python), ignore = "FRAMEHOUSE_TEST_SKIP_S3/PYTHON=1")]
+async fn tuspy_uploads_200_mib_through_a_kill_9_on_s3() {
+    upload_with(Store::S3, tuspy, Some(40)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tus_js_client_with_four_parallel_uploads_concatenates_on_the_local_store() {
+    upload_with(Store::Local, tus_js(4), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(skip_s3, ignore = "FRAMEHOUSE_TEST_SKIP_S3=1")]
+async fn tus_js_client_with_four_parallel_uploads_concatenates_on_s3() {
+    upload_with(Store::S3, tus_js(4), None).await;
+}
