@@ -1,5 +1,5 @@
-//! The `framehouse` binary: parses the command line, loads settings, and hands over to
-//! the `server` crate.
+//! The `framehouse` binary: parses the command line, then either loads settings and
+//! hands over to the `server` crate, or runs a client command (`cli` crate).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -55,6 +55,8 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +82,11 @@ enum UserCommand {
 fn main() -> anyhow::Result<()> {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        // A client of some server: no settings, no tracing, its own exit codes.
+        let runtime = tokio::runtime::Runtime::new()?;
+        std::process::exit(runtime.block_on(cli::run(command)));
+    }
     let roles = match &cli.command {
         Command::Serve { roles: Some(text) } => {
             Some(Role::parse_list(text).map_err(|e| anyhow::anyhow!(e))?)
@@ -121,6 +128,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Client(_) => unreachable!("client commands return before settings load"),
         Command::User {
             command:
                 UserCommand::Create {

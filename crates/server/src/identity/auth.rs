@@ -125,6 +125,9 @@ pub enum Credential {
     Session(String),
     /// This API key.
     ApiKey(String),
+    /// A one-time grant the user made (a direct-upload URL, by its id): it may write
+    /// and read media as the user, nothing else.
+    Grant(String),
 }
 
 /// An authenticated caller. As an extractor it answers 401 when no valid credential is
@@ -141,16 +144,33 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The user acting through grant `grant_id`, which carries `media:read` and
+    /// `media:write` only.
+    pub fn granted(user_id: &str, grant_id: &str) -> Caller {
+        let mut scopes = Scopes::default();
+        scopes.insert(Scope::MediaRead);
+        scopes.insert(Scope::MediaWrite);
+        Caller {
+            user_id: user_id.to_string(),
+            is_admin: false,
+            scopes,
+            credential: Credential::Grant(grant_id.to_string()),
+        }
+    }
+
     pub fn session_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Session(id) => Some(id),
-            Credential::ApiKey(_) => None,
+            Credential::ApiKey(_) | Credential::Grant(_) => None,
         }
     }
 
     /// 403 unless this credential carries `scope` (and, for `admin`, the user is one).
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
-        let is_key = matches!(self.credential, Credential::ApiKey(_));
+        let is_key = matches!(
+            self.credential,
+            Credential::ApiKey(_) | Credential::Grant(_)
+        );
         if is_key && !self.scopes.contains(scope) {
             return Err(AppError::forbidden_code(
                 "insufficient_scope",

@@ -90,6 +90,24 @@ impl Drop for PlacedObject {
     }
 }
 
+/// What an upload may be: at most `max_bytes`, and only of `kinds` when set (a
+/// direct-upload URL fixes both in advance).
+#[derive(Clone, Debug)]
+pub struct Allowed {
+    pub max_bytes: u64,
+    pub kinds: Option<Vec<String>>,
+}
+
+impl Allowed {
+    /// Anything the server takes.
+    pub fn any(state: &AppState) -> Allowed {
+        Allowed {
+            max_bytes: state.settings.limits.max_upload_bytes,
+            kinds: None,
+        }
+    }
+}
+
 /// A file received in full by other means than the body of `POST /api/v1/media`.
 pub struct Received {
     /// A local file holding the bytes; removed (or moved into the store) in any case.
@@ -108,6 +126,7 @@ pub async fn accept(
     caller: &Caller,
     meta: &UploadMeta,
     received: Received,
+    allowed: &Allowed,
 ) -> AppResult<String> {
     let file = TempFile {
         path: received.path,
@@ -137,9 +156,8 @@ pub async fn accept(
         head,
         placed,
     };
-    let limit = state.settings.limits.max_upload_bytes;
-    if spooled.size > limit {
-        return Err(too_large(limit));
+    if spooled.size > allowed.max_bytes {
+        return Err(too_large(allowed.max_bytes));
     }
     if spooled.size == 0 {
         return Err(AppError::unprocessable(
@@ -148,7 +166,54 @@ pub async fn accept(
         ));
     }
     let quota = Quota::of(&state.db, &caller.user_id).await?;
-    make_item(state, caller, meta, &quota, spooled).await
+    make_item(
+        state,
+        caller,
+        meta,
+        &quota,
+        spooled,
+        allowed.kinds.as_deref(),
+    )
+    .await
+}
+
+/// Makes an item of a request's raw body, as `POST /api/v1/media` does, within
+/// `allowed` (a direct-upload URL's `PUT`). The new item's id.
+pub async fn ingest_raw(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    meta: &UploadMeta,
+    request: Request,
+    allowed: &Allowed,
+) -> AppResult<String> {
+    let declared = declared_length(&request);
+    let quota = match admit(state, caller, client, declared, allowed.max_bytes).await {
+        Ok(quota) => quota,
+        Err(refused) => {
+            linger(request).await;
+            return Err(refused);
+        }
+    };
+    let body = request.into_body().into_data_stream();
+    let spooled = spool(state.storage.tmp_dir(), body, allowed.max_bytes).await?;
+    make_item(
+        state,
+        caller,
+        meta,
+        &quota,
+        spooled,
+        allowed.kinds.as_deref(),
+    )
+    .await
+}
+
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// The steps after the bytes are on disk, shared by both ways in: the quota, the item
@@ -159,6 +224,7 @@ async fn make_item(
     meta: &UploadMeta,
     quota: &Quota,
     spooled: Spooled,
+    kinds: Option<&[String]>,
 ) -> AppResult<String> {
     quota.check(spooled.size)?;
     let tags = parse_tags(meta.tags.as_deref());
@@ -168,6 +234,13 @@ async fn make_item(
         Some(&tags),
     )?;
     let described = describe(state, &spooled, meta, caller).await?;
+    if let Some(kinds) = kinds.filter(|k| !k.iter().any(|k| k == described.kind)) {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "kind_not_allowed",
+            format!("this upload takes only {}", kinds.join(", ")),
+        ));
+    }
     store(state, caller, meta, &tags, spooled, described).await
 }
 
@@ -188,12 +261,8 @@ pub async fn upload_media(
     request: Request,
 ) -> AppResult<(StatusCode, Json<MediaItem>)> {
     let limit = state.settings.limits.max_upload_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let quota = match admit(&state, &caller, &client, declared).await {
+    let declared = declared_length(&request);
+    let quota = match admit(&state, &caller, &client, declared, limit).await {
         Ok(quota) => quota,
         Err(refused) => {
             linger(request).await;
@@ -215,7 +284,7 @@ pub async fn upload_media(
         )
         .await?
     };
-    let item_id = make_item(&state, &caller, &meta, &quota, spooled).await?;
+    let item_id = make_item(&state, &caller, &meta, &quota, spooled, None).await?;
     let row = repo::item(&state.db, &item_id)
         .await?
         .ok_or_else(|| AppError::not_found("media item"))?;
@@ -229,8 +298,8 @@ pub async fn admit(
     caller: &Caller,
     client: &ClientInfo,
     declared: Option<u64>,
+    limit: u64,
 ) -> AppResult<Quota> {
-    let limit = state.settings.limits.max_upload_bytes;
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }

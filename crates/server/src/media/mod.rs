@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod item;
 pub mod jobs;
 pub mod kinds;
+mod lookup;
 pub(crate) mod process;
 mod reactions;
 pub mod repo;
@@ -62,6 +63,7 @@ impl Domain for Media {
             .merge(uploads)
             .routes(routes!(get_media, update_media, delete_media))
             .routes(routes!(similar::similar_media))
+            .routes(routes!(lookup::lookup_media))
             .routes(routes!(delivery::get_file))
             .merge(jobs::routes())
     }

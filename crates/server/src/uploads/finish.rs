@@ -16,7 +16,7 @@ use super::receive::{part_file, target_key};
 use super::repo::{self, UploadRow};
 use crate::identity::Caller;
 use crate::kernel::error::{AppError, AppResult};
-use crate::media::ingest::{self, Received, UploadMeta};
+use crate::media::ingest::{self, Allowed, Received, UploadMeta};
 use crate::AppState;
 
 fn io(e: impl Into<anyhow::Error>) -> AppError {
@@ -59,7 +59,16 @@ pub async fn finish(
         return Ok(None);
     }
     let made = match gather(state, upload).await {
-        Ok(received) => ingest::accept(state, caller, &item_meta(upload), received).await,
+        Ok(received) => {
+            let allowed = Allowed {
+                max_bytes: state.settings.limits.max_upload_bytes,
+                kinds: upload
+                    .kinds
+                    .as_deref()
+                    .and_then(|k| serde_json::from_str(k).ok()),
+            };
+            ingest::accept(state, caller, &item_meta(upload), received, &allowed).await
+        }
         Err(e) => Err(e),
     };
     match made {

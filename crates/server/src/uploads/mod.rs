@@ -3,8 +3,11 @@
 //! checksum-trailer, termination, concatenation). Bytes go to a part file or an S3
 //! multipart upload as they arrive; a complete upload becomes a media item through
 //! `media::ingest`, and the scheduler removes expired ones with an `upload.expired` event.
+//! Also one-time direct-upload URLs for browsers (`direct`) and imports by URL (`import`).
 
+pub mod direct;
 pub mod finish;
+pub mod import;
 pub mod lease;
 pub mod protocol;
 pub mod receive;
@@ -16,8 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method};
 use queue::{ClaimedJob, JobContext, JobError, JobHandler, NewJob, Periodic, PRIORITY_BATCH};
 use sha2::Sha256;
+use tower_http::cors::{Any, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -59,7 +64,40 @@ impl Domain for Uploads {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
+        // The direct-upload URLs take no credentials, so any page may use them.
+        let cors = CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([
+                Method::POST,
+                Method::HEAD,
+                Method::PATCH,
+                Method::DELETE,
+                Method::PUT,
+            ])
+            .allow_headers(Any)
+            .expose_headers(
+                protocol::EXPOSED
+                    .split(", ")
+                    .map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("header names"),
+            )
+            .max_age(Duration::from_secs(3600));
+        let direct = OpenApiRouter::new()
+            .routes(routes!(
+                direct::create_direct,
+                direct::head_direct,
+                direct::patch_direct,
+                direct::delete_direct
+            ))
+            .routes(routes!(direct::put_direct))
+            .layer(cors);
         OpenApiRouter::new()
+            .merge(direct)
+            .routes(routes!(direct::create_direct_upload))
+            .routes(routes!(import::import_media))
+            .routes(routes!(import::get_import))
+            .routes(routes!(direct::get_direct_upload))
             .routes(routes!(tus::create_upload, tus::options_uploads))
             .routes(routes!(
                 tus::create_upload_slash,
@@ -81,12 +119,20 @@ impl Domain for Uploads {
     }
 
     fn jobs(&self, state: &AppState) -> Vec<Job> {
-        vec![(
-            EXPIRE_UPLOADS,
-            Arc::new(ExpireUploads {
-                state: state.clone(),
-            }),
-        )]
+        vec![
+            (
+                EXPIRE_UPLOADS,
+                Arc::new(ExpireUploads {
+                    state: state.clone(),
+                }),
+            ),
+            (
+                import::IMPORT_URL,
+                Arc::new(import::ImportHandler {
+                    state: state.clone(),
+                }),
+            ),
+        ]
     }
 
     fn periodic(&self, settings: &Settings) -> Vec<Periodic> {

@@ -29,6 +29,8 @@ pub struct UploadRow {
     pub etags: String,
     pub tail: i64,
     pub item_id: Option<String>,
+    /// JSON list of the media kinds the item may be (`None`: any).
+    pub kinds: Option<String>,
     pub expires_at: i64,
     pub created_at: i64,
 }
@@ -50,6 +52,7 @@ impl UploadRow {
             etags: r.try_get("etags")?,
             tail: r.try_get("tail")?,
             item_id: r.try_get("item_id")?,
+            kinds: r.try_get("kinds")?,
             expires_at: r.try_get("expires_at")?,
             created_at: r.try_get("created_at")?,
         })
@@ -72,14 +75,14 @@ impl UploadRow {
 }
 
 const COLUMNS: &str = "id, owner_id, concat, length, received, metadata, raw_metadata, parts, \
-    state, blob_id, multipart_id, etags, tail, item_id, expires_at, created_at";
+    state, blob_id, multipart_id, etags, tail, item_id, kinds, expires_at, created_at";
 
 pub async fn insert(conn: &mut AnyConnection, u: &UploadRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO uploads (id, owner_id, concat, length, received, metadata, raw_metadata,
-            parts, state, blob_id, multipart_id, etags, tail, item_id, expires_at, created_at,
-            updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+            parts, state, blob_id, multipart_id, etags, tail, item_id, kinds, expires_at,
+            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
     )
     .bind(&u.id)
     .bind(&u.owner_id)
@@ -95,6 +98,7 @@ pub async fn insert(conn: &mut AnyConnection, u: &UploadRow) -> Result<(), sqlx:
     .bind(&u.etags)
     .bind(u.tail)
     .bind(&u.item_id)
+    .bind(&u.kinds)
     .bind(u.expires_at)
     .bind(u.created_at)
     .execute(conn)

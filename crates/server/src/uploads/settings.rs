@@ -24,6 +24,13 @@ pub struct UploadSettings {
     pub max_metadata_bytes: usize,
     /// Incomplete uploads one user may have at once. Default 100.
     pub max_pending_per_user: i64,
+    /// Let imports by URL fetch from loopback, private or link-local addresses (tests, a
+    /// trusted intranet). Cloud metadata addresses stay refused. Default false.
+    pub import_allow_private_targets: bool,
+    /// Seconds an import's fetch may take in all. Default 600.
+    pub import_timeout_secs: u64,
+    /// Redirects an import follows, each target checked again. Default 5.
+    pub import_max_redirects: usize,
 }
 
 impl Default for UploadSettings {
@@ -36,6 +43,9 @@ impl Default for UploadSettings {
             lock_wait_secs: 5,
             max_metadata_bytes: 4096,
             max_pending_per_user: 100,
+            import_allow_private_targets: false,
+            import_timeout_secs: 600,
+            import_max_redirects: 5,
         }
     }
 }

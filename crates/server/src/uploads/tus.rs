@@ -108,7 +108,7 @@ pub async fn create_upload(
     client: ClientInfo,
     request: Request,
 ) -> Response {
-    answer(create(&state, &caller, &client, request).await)
+    answer(create(&state, &caller, &client, request, None).await)
 }
 
 #[utoipa::path(post, path = "/api/v1/uploads/", tag = "uploads", security(("bearer" = [])),
@@ -123,19 +123,32 @@ pub async fn create_upload_slash(
     client: ClientInfo,
     request: Request,
 ) -> Response {
-    answer(create(&state, &caller, &client, request).await)
+    answer(create(&state, &caller, &client, request, None).await)
 }
 
-async fn create(
+/// What a direct-upload URL fixes for the upload it creates.
+pub struct Grant {
+    /// The upload's id, claimed for the URL already.
+    pub id: String,
+    /// Its URL's path (the direct URL itself, which carries the secret).
+    pub path: String,
+    /// The item's fields; the client's metadata may add only the file name and type.
+    pub meta: Metadata,
+    pub kinds: Option<Vec<String>>,
+    pub max_bytes: u64,
+}
+
+pub async fn create(
     state: &AppState,
     caller: &Caller,
     client: &ClientInfo,
     request: Request,
+    grant: Option<Grant>,
 ) -> AppResult<Response> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     protocol::check_version(headers)?;
-    let (meta, raw_metadata) =
+    let (mut meta, raw_metadata) =
         protocol::metadata(headers, state.settings.uploads.max_metadata_bytes)?;
     let tags = crate::media::ingest::parse_tags(meta.tags.as_deref());
     crate::media::validate_meta(
@@ -146,6 +159,12 @@ async fn create(
     let length = protocol::number(headers, "upload-length")?;
     let deferred = protocol::defers_length(headers)?;
     let concat = protocol::concat(headers)?;
+    if grant.is_some() && (concat.is_some() || deferred) {
+        return Err(AppError::bad_request(
+            "direct_upload_single",
+            "a direct upload is one file of a declared length (no concatenation, no deferred length)",
+        ));
+    }
     if let Some(Concat::Final(ids)) = concat {
         if length.is_some() || deferred {
             return Err(AppError::bad_request(
@@ -170,10 +189,30 @@ async fn create(
         }
         _ => {}
     }
-    let quota = crate::media::ingest::admit(state, caller, client, length).await?;
+    let (id, path, kinds, max) = match grant {
+        Some(grant) => {
+            meta = Metadata {
+                filename: meta.filename,
+                filetype: meta.filetype,
+                ..grant.meta
+            };
+            let kinds = grant.kinds.map(|k| serde_json::to_string(&k)).transpose();
+            (
+                grant.id,
+                grant.path,
+                kinds.map_err(AppError::internal)?,
+                grant.max_bytes,
+            )
+        }
+        None => {
+            let id = new_id();
+            let path = format!("/api/v1/uploads/{id}");
+            (id, path, None, state.settings.limits.max_upload_bytes)
+        }
+    };
+    let quota = crate::media::ingest::admit(state, caller, client, length, max).await?;
     reserve(state, caller, &quota, length.unwrap_or(0)).await?;
     let partial = matches!(concat, Some(Concat::Partial));
-    let id = new_id();
     let now = now_ms();
     let mut upload = UploadRow {
         id: id.clone(),
@@ -190,6 +229,7 @@ async fn create(
         etags: "[]".into(),
         tail: 0,
         item_id: None,
+        kinds,
         expires_at: now + state.settings.uploads.expire_after_secs as i64 * 1000,
         created_at: now,
     };
@@ -198,7 +238,7 @@ async fn create(
         finish::remove_bytes(state, &upload).await;
         return Err(e);
     }
-    let location = format!("{}/api/v1/uploads/{id}", base_url(state, &parts));
+    let location = format!("{}{path}", base_url(state, &parts));
     let with_body = protocol::check_body_type(headers).is_ok() && has_body(headers);
     let mut headers = HeaderMap::new();
     headers.insert("location", header_value(&location)?);
@@ -306,6 +346,7 @@ async fn create_final(
         etags: "[]".into(),
         tail: 0,
         item_id: None,
+        kinds: None,
         expires_at: now + state.settings.uploads.expire_after_secs as i64 * 1000,
         created_at: now,
     };
@@ -341,55 +382,60 @@ pub async fn head_upload(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
-        protocol::check_version(&headers)?;
-        let mut upload = owned(&state, &caller, &id).await?;
+    answer(head(&state, &caller, &id, &headers).await)
+}
+
+pub async fn head(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    protocol::check_version(headers)?;
+    let mut upload = owned(state, caller, id).await?;
+    if upload.state == "receiving" && upload.is_complete() {
+        // Complete but not finished: the process that received the last byte died.
+        let lease = Lease::take(state, id).await?;
+        upload = owned(state, caller, id).await?;
         if upload.state == "receiving" && upload.is_complete() {
-            // Complete but not finished: the process that received the last byte died.
-            let lease = Lease::take(&state, &id).await?;
-            upload = owned(&state, &caller, &id).await?;
-            if upload.state == "receiving" && upload.is_complete() {
-                let made = finish::finish(&state, &upload, &caller).await;
-                lease.release().await;
-                made?;
-                upload = owned(&state, &caller, &id).await?;
-            }
+            let made = finish::finish(state, &upload, caller).await;
+            lease.release().await;
+            made?;
+            upload = owned(state, caller, id).await?;
         }
-        let mut out = HeaderMap::new();
-        out.insert("upload-offset", HeaderValue::from(upload.received));
-        match upload.length {
-            Some(n) => out.insert("upload-length", HeaderValue::from(n)),
-            None => out.insert("upload-defer-length", HeaderValue::from_static("1")),
-        };
-        if let Some(raw) = &upload.raw_metadata {
-            out.insert("upload-metadata", header_value(raw)?);
-        }
-        match upload.concat.as_str() {
-            "partial" => {
-                out.insert("upload-concat", HeaderValue::from_static("partial"));
-            }
-            "final" => {
-                let urls: Vec<String> = upload
-                    .part_ids()
-                    .iter()
-                    .map(|p| format!("/api/v1/uploads/{p}"))
-                    .collect();
-                out.insert(
-                    "upload-concat",
-                    header_value(&format!("final;{}", urls.join(" ")))?,
-                );
-            }
-            _ => {}
-        }
-        if let Some(item) = &upload.item_id {
-            out.insert("framehouse-media-id", header_value(item)?);
-        } else {
-            out.insert("upload-expires", expires(upload.expires_at));
-        }
-        Ok((StatusCode::OK, out).into_response())
     }
-    .await;
-    answer(result)
+    let mut out = HeaderMap::new();
+    out.insert("upload-offset", HeaderValue::from(upload.received));
+    match upload.length {
+        Some(n) => out.insert("upload-length", HeaderValue::from(n)),
+        None => out.insert("upload-defer-length", HeaderValue::from_static("1")),
+    };
+    if let Some(raw) = &upload.raw_metadata {
+        out.insert("upload-metadata", header_value(raw)?);
+    }
+    match upload.concat.as_str() {
+        "partial" => {
+            out.insert("upload-concat", HeaderValue::from_static("partial"));
+        }
+        "final" => {
+            let urls: Vec<String> = upload
+                .part_ids()
+                .iter()
+                .map(|p| format!("/api/v1/uploads/{p}"))
+                .collect();
+            out.insert(
+                "upload-concat",
+                header_value(&format!("final;{}", urls.join(" ")))?,
+            );
+        }
+        _ => {}
+    }
+    if let Some(item) = &upload.item_id {
+        out.insert("framehouse-media-id", header_value(item)?);
+    } else {
+        out.insert("upload-expires", expires(upload.expires_at));
+    }
+    Ok((StatusCode::OK, out).into_response())
 }
 
 #[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "uploads", security(("bearer" = [])),
@@ -415,7 +461,7 @@ pub async fn patch_upload(
     answer(patch(&state, &caller, &id, request).await)
 }
 
-async fn patch(
+pub async fn patch(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -558,7 +604,7 @@ pub async fn delete_upload(
     answer(terminate(&state, &caller, &id, &headers).await)
 }
 
-async fn terminate(
+pub async fn terminate(
     state: &AppState,
     caller: &Caller,
     id: &str,

@@ -862,3 +862,302 @@ async fn a_checksum_sent_as_a_trailer_is_verified() {
         "{right}"
     );
 }
+
+/// Makes a direct-upload URL as `token`'s user with the JSON `body`.
+async fn direct(app: &TestApp, token: &str, body: Value) -> Value {
+    let resp = app
+        .client
+        .post(app.url("/api/v1/uploads/direct"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.json().await.unwrap()
+}
+
+/// A tus creation at a direct-upload URL, without credentials.
+async fn create_at(app: &TestApp, url: &str, length: usize, meta: &str) -> Response {
+    app.client
+        .post(url)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", meta)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A direct-upload URL takes one upload without credentials, with the owner, fields,
+/// size limit and kinds fixed when it was made; then it refuses another, and an unused
+/// one stops working when it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_direct_upload_url_works_once_within_its_limits_and_expires() {
+    let app = app_on(Store::Local, Backend::Sqlite).await;
+    let alice = app.user("alice").await;
+    let file = noise_bmp(200, 4);
+    let made = direct(
+        &app,
+        &alice,
+        serde_json::json!({"title": "From the browser", "visibility": "public", "tags": ["web"],
+            "max_bytes": file.len() + 10, "kinds": ["image"]}),
+    )
+    .await;
+    let url = made["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&app.base), "{url}");
+    // Over its size limit: 413, and the URL is still unused.
+    let resp = create_at(&app, &url, file.len() + 11, "").await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The browser's metadata cannot change the fixed fields.
+    let meta = format!("filename {},title {}", b64("x.bmp"), b64("Not this"));
+    let resp = create_at(&app, &url, file.len(), &meta).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(header(&resp, "location"), url);
+    let resp = app
+        .client
+        .patch(&url)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let media = header(&resp, "framehouse-media-id");
+    let item: Value = app.get_item(None, &media).await.json().await.unwrap();
+    assert_eq!(item["title"], "From the browser");
+    assert_eq!(item["visibility"], "public");
+    assert_eq!(item["tags"], serde_json::json!(["web"]));
+    let owner: String = sqlx::query_scalar(
+        "SELECT u.username FROM media m JOIN users u ON u.id = m.owner_id WHERE m.id = $1",
+    )
+    .bind(&media)
+    .fetch_one(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(owner, "alice");
+    // Used: a second creation and a PUT are refused.
+    let again = create_at(&app, &url, file.len(), "").await;
+    assert_eq!(
+        error_code(again).await,
+        (StatusCode::CONFLICT, "direct_upload_used".into())
+    );
+    let put = app
+        .client
+        .put(format!("{url}/file"))
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CONFLICT);
+    // Its owner sees it used, with the item; nobody else sees it.
+    let path = format!("/api/v1/uploads/direct/{}", made["id"].as_str().unwrap());
+    let status: Value = app.get(Some(&alice), &path).await.json().await.unwrap();
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["media_id"], media.as_str());
+    assert!(
+        status.get("url").is_none(),
+        "the secret URL is shown once: {status}"
+    );
+    let bob = app.user("bob").await;
+    assert_eq!(
+        app.get(Some(&bob), &path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // A plain PUT, restricted to video: an image is refused and the URL stays usable.
+    let video_only = direct(&app, &alice, serde_json::json!({"kinds": ["video"]})).await;
+    let put_url = video_only["put_url"].as_str().unwrap().to_string();
+    let put = app
+        .client
+        .put(&put_url)
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(put).await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "kind_not_allowed".into()
+        )
+    );
+    let path = format!(
+        "/api/v1/uploads/direct/{}",
+        video_only["id"].as_str().unwrap()
+    );
+    let status: Value = app.get(Some(&alice), &path).await.json().await.unwrap();
+    assert_eq!(status["state"], "waiting", "{status}");
+    let images = direct(&app, &alice, serde_json::json!({"kinds": ["image"]})).await;
+    let put_url = images["put_url"].as_str().unwrap().to_string();
+    let put = app
+        .client
+        .put(&put_url)
+        .body(noise_bmp(90, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert!(put.headers().contains_key("framehouse-media-id"));
+    let put = app
+        .client
+        .put(&put_url)
+        .body(noise_bmp(91, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CONFLICT);
+
+    // A browser on another origin may use it (CORS, no credentials).
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PATCH")
+        .header(
+            "access-control-request-headers",
+            "tus-resumable,upload-offset,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+
+    // Unused past its expiry: 410.
+    let brief = direct(&app, &alice, serde_json::json!({"expires_in_secs": 1})).await;
+    let brief_url = brief["url"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/uploads/direct/{}", brief["id"].as_str().unwrap());
+    app.wait_until_json(&alice, &path, |s| s["state"] == "expired")
+        .await;
+    let late = create_at(&app, &brief_url, 10, "").await;
+    assert_eq!(
+        error_code(late).await,
+        (StatusCode::GONE, "direct_upload_expired".into())
+    );
+    // A made-up secret is unknown.
+    let unknown = create_at(
+        &app,
+        &app.url("/api/v1/direct-uploads/not-a-secret"),
+        10,
+        "",
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+/// A web server on loopback serving a file, a redirect to the cloud metadata address, and
+/// a 404; its base URL.
+async fn file_server(file: Vec<u8>) -> String {
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route("/photo.bmp", get(move || async move { file.clone() }))
+        .route(
+            "/moved",
+            get(|| async { axum::response::Redirect::temporary("/photo.bmp") }),
+        )
+        .route(
+            "/to-metadata",
+            get(|| async { axum::response::Redirect::temporary("http://169.254.169.254/latest/") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+async fn import(app: &TestApp, token: &str, body: Value) -> Response {
+    app.client
+        .post(app.url("/api/v1/media/import"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Imports fetch in a job through the SSRF guard: a loopback server is refused by
+/// default; where private targets are allowed its file (through a redirect) becomes an
+/// item, while a redirect to the metadata address and a 404 fail the import.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_import_by_url_fetches_through_the_ssrf_guard() {
+    let file = noise_bmp(120, 6);
+    let base = file_server(file.clone()).await;
+    let strict = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let token = strict.user("alice").await;
+    let resp = import(
+        &strict,
+        &token,
+        serde_json::json!({"url": format!("{base}/photo.bmp")}),
+    )
+    .await;
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::UNPROCESSABLE_ENTITY, "forbidden_target".into())
+    );
+    let resp = import(
+        &strict,
+        &token,
+        serde_json::json!({"url": "file:///etc/passwd"}),
+    )
+    .await;
+    assert_eq!(
+        error_code(resp).await,
+        (StatusCode::BAD_REQUEST, "invalid_url".into())
+    );
+    let resp = import(
+        &strict,
+        &token,
+        serde_json::json!({"url": "http://169.254.169.254/latest/"}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(strict.count("imports").await, 0);
+
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.uploads.import_allow_private_targets = true
+    })
+    .await;
+    let token = app.user("alice").await;
+    let wait = |id: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let path = format!("/api/v1/media/import/{id}");
+            app.wait_until_json(&token, &path, |i| i["state"] != "queued")
+                .await
+        }
+    };
+    let resp = import(&app, &token, serde_json::json!({"url": format!("{base}/moved"), "title": "Fetched", "visibility": "public"})).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let queued: Value = resp.json().await.unwrap();
+    let done = wait(queued["id"].as_str().unwrap().to_string()).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let media = done["media_id"].as_str().unwrap();
+    let item: Value = app.get_item(None, media).await.json().await.unwrap();
+    assert_eq!(item["title"], "Fetched");
+    assert_eq!(item["sha256"], hex::encode(Sha256::digest(&file)));
+    for (path, code) in [
+        ("/to-metadata", "forbidden_target"),
+        ("/nothing", "import_fetch_refused"),
+    ] {
+        let resp = import(
+            &app,
+            &token,
+            serde_json::json!({"url": format!("{base}{path}")}),
+        )
+        .await;
+        let queued: Value = resp.json().await.unwrap();
+        let failed = wait(queued["id"].as_str().unwrap().to_string()).await;
+        assert_eq!(failed["state"], "failed", "{failed}");
+        assert_eq!(failed["error"]["code"], code, "{failed}");
+    }
+    // Another user cannot see the import.
+    let bob = app.user("bob").await;
+    let path = format!("/api/v1/media/import/{}", queued["id"].as_str().unwrap());
+    assert_eq!(
+        app.get(Some(&bob), &path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
