@@ -255,11 +255,28 @@ pub async fn run(api: &Api, args: &UploadArgs) -> Result<bool, Failure> {
     );
     total.set_prefix("total");
     let started = Instant::now();
+    // Without a terminal (a log, CI), progress comes as a line every two seconds.
+    let lines = !interactive && !args.json;
+    let ticker = lines.then(|| {
+        let total = total.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                eprintln!("{}", progress_line(&total));
+            }
+        })
+    });
     let results: Vec<Result<Value, Value>> = futures::stream::iter(todo.iter())
         .map(|file| one(api, args, &state, &bars, &total, file, interactive))
         .buffer_unordered(args.jobs.max(1))
         .collect()
         .await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!("{}", progress_line(&total));
+    }
     total.finish();
     let (mut uploaded, mut failed) = (Vec::new(), Vec::new());
     for result in results {
@@ -289,6 +306,12 @@ pub async fn run(api: &Api, args: &UploadArgs) -> Result<bool, Failure> {
         );
     }
     Ok(failed.is_empty())
+}
+
+fn progress_line(total: &ProgressBar) -> String {
+    let (at, of) = (total.position(), total.length().unwrap_or(0));
+    let pct = (at * 100).checked_div(of).unwrap_or(100);
+    format!("progress {pct}% ({at} of {of} bytes)")
 }
 
 /// Uploads one file (resuming a known upload); its report line as JSON.

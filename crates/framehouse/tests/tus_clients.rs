@@ -7,27 +7,18 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+#[path = "support/server.rs"]
+mod server;
+use server::{service_env, sign_up, Server, Store};
+
 const CHUNK: usize = 8 << 20;
-
-fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with `make test` (scripts/with-test-services.sh)")
-    })
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// A 200 MiB uncompressed BMP of noise (8400² pixels), made once per test run, and its
 /// SHA-256.
@@ -71,132 +62,6 @@ fn big_file() -> &'static (PathBuf, String) {
     });
     static VIEW: OnceLock<(PathBuf, String)> = OnceLock::new();
     VIEW.get_or_init(|| (path.clone(), sha.clone()))
-}
-
-#[derive(Clone, Copy)]
-enum Store {
-    Local,
-    S3,
-}
-
-/// The binary serving on a fixed port and data dir, so it comes back where the client
-/// left it.
-struct Server {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn new(store: Store) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = match store {
-            Store::Local => String::new(),
-            Store::S3 => format!(
-                "[storage]\nbackend = \"s3\"\ns3_bucket = \"{}\"\ns3_endpoint = \"{}\"\n\
-                 s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n\
-                 s3_prefix = \"tus-{}\"\ns3_allow_http = true\n",
-                service_env("FRAMEHOUSE_TEST_S3_BUCKET"),
-                service_env("FRAMEHOUSE_TEST_S3_ENDPOINT"),
-                service_env("FRAMEHOUSE_TEST_S3_KEY"),
-                service_env("FRAMEHOUSE_TEST_S3_SECRET"),
-                uuid::Uuid::new_v4().simple()
-            ),
-        };
-        // The 200 MiB file is a 70 MP image; a short lease so a killed server's lapses
-        // quickly.
-        let config = format!(
-            "[auth]\njwt_secret = \"tus-clients-test-secret-tus-clients-test\"\n\
-             [limits]\nmax_pixels = 80000000\nmax_upload_bytes = 1073741824\n\
-             [uploads]\nlock_ttl_secs = 2\nlock_wait_secs = 1\n{storage}"
-        );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut server = Server {
-            port: free_port(),
-            dir,
-            child: None,
-        };
-        server.start();
-        server
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_framehouse"))
-            .arg("--config")
-            .arg(self.dir.path().join("config.toml"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            // Only the api: the test is about receiving, not about processing 70 MP.
-            .env("FRAMEHOUSE_ROLES", "api")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn framehouse");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        let child = self.child.as_mut().expect("running");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-        child.wait().unwrap();
-        self.child = None;
-    }
-
-    async fn wait_ready(&self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = client.get(format!("{}/readyz", self.base())).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the server did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn sign_up(client: &reqwest::Client, base: &str) -> String {
-    let body = serde_json::json!({"username": "alice", "password": "correct horse battery"});
-    let resp = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
-    let resp = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let json: Value = resp.json().await.unwrap();
-    json["access_token"].as_str().unwrap().to_string()
 }
 
 /// Runs `client` (a command line ending with the file and chunk size) against a fresh
