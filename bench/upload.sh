@@ -11,27 +11,7 @@ work=$(mktemp -d /var/tmp/fh-bench-upload.XXXXXX)
 trap 'stop_server 2>/dev/null; rm -rf "$work"' EXIT
 
 build_release
-python3 - "$work/big.png" "$size_mib" <<'PY'
-import struct, sys, zlib
-path, mib = sys.argv[1], int(sys.argv[2])
-def chunk(kind, data, crc=None):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-raw = b"".join(b"\x00" + b"\x80\x40\x20" * 64 for _ in range(64))
-with open(path, "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)))
-    f.write(chunk(b"IDAT", zlib.compress(raw)))
-    # A private ancillary chunk (lowercase first letter: decoders skip it) of `mib` MiB.
-    n = mib * 1024 * 1024
-    block = bytes(range(256)) * 4096
-    crc = zlib.crc32(b"zbIG")
-    f.write(struct.pack(">I", n) + b"zbIG")
-    left = n
-    while left:
-        part = block[: min(left, len(block))]
-        f.write(part); crc = zlib.crc32(part, crc); left -= len(part)
-    f.write(struct.pack(">I", crc & 0xffffffff))
-    f.write(chunk(b"IEND", b""))
-PY
+big_png "$work/big.png" "$size_mib"
 bytes=$(stat -c %s "$work/big.png")
 mkdir -p "$work/data"
 start_server "$work/data" FRAMEHOUSE_LIMITS__MAX_UPLOAD_BYTES=$((bytes + 1))

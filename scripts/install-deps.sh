@@ -2,7 +2,8 @@
 # Installs the Debian packages Framehouse needs, only those missing.
 #   scripts/install-deps.sh run    build + run (libvips, pkg-config)
 #   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg,
-#                                  dnsmasq, nginx, RabbitMQ, Redis, node + the npm deps of the test OIDC provider,
+#                                  dnsmasq, nginx, RabbitMQ, Redis, Chromium, node + the npm deps of the test OIDC provider
+#                                  and of tus-js-client,
 #                                  a Python venv with schemathesis and standardwebhooks)
 #   scripts/install-deps.sh bench  also what the benchmarks compare against
 set -euo pipefail
@@ -10,7 +11,7 @@ mode=${1:-run}
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(pkg-config libvips-dev fonts-dejavu-core)
 case "$mode" in
-  test) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server) ;;
+  test) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server chromium) ;;
   bench) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server libvips-tools wrk hyperfine time argon2) ;;
 esac
 missing=()

@@ -4,6 +4,7 @@
 //! the file or item and the server's error code), 2 for a usage error (from clap).
 
 pub mod api;
+mod browser;
 mod tus;
 pub mod upload;
 
@@ -26,8 +27,17 @@ pub enum ClientCommand {
         #[arg(long)]
         username: Option<String>,
         /// Read the password from standard input instead of asking.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "browser")]
         password_stdin: bool,
+        /// Sign in through the server's OpenID provider in your browser instead.
+        #[arg(long)]
+        browser: bool,
+        /// Which OpenID provider (needed when the server has several).
+        #[arg(long, requires = "browser")]
+        provider: Option<String>,
+        /// Passed to the provider as `login_hint` (the account to sign in as).
+        #[arg(long, requires = "browser")]
+        login_hint: Option<String>,
     },
     /// End the saved session and forget it.
     Logout,
@@ -86,8 +96,22 @@ async fn dispatch(command: ClientCommand) -> Result<bool, Failure> {
     match command {
         ClientCommand::Login {
             server,
+            browser: true,
+            provider,
+            login_hint,
+            ..
+        } => {
+            let server = server.trim_end_matches('/').to_string();
+            let saved = browser::login(&server, provider, login_hint).await?;
+            api::save(&saved)?;
+            println!("logged in to {server} as {}", saved.username);
+            Ok(true)
+        }
+        ClientCommand::Login {
+            server,
             username,
             password_stdin,
+            ..
         } => login(server, username, password_stdin).await,
         ClientCommand::Logout => {
             if let Ok(api) = Api::connect(None) {

@@ -438,9 +438,18 @@ async fn upload_file(
 async fn wait(api: &Api, media: &str) -> Result<String, Failure> {
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let item = api
+        let item = match api
             .json(Method::GET, &format!("/api/v1/media/{media}"), None)
-            .await?;
+            .await
+        {
+            Ok(item) => item,
+            // The server may be restarting: keep asking until the deadline.
+            Err(e) if e.code == "network" && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let status = item["status"].as_str().unwrap_or_default().to_string();
         if status != "processing" {
             return Ok(status);

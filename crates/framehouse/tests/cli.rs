@@ -294,3 +294,80 @@ async fn the_cli_uploads_a_folder_through_a_server_restart_exactly_once() {
         text(&out.stderr)
     );
 }
+
+/// `login --browser`: the CLI listens on loopback, opens the server's OpenID login in a
+/// real browser (headless Chromium, through `$BROWSER`), gets the one-time code back on
+/// its port, and saves the session; the server refuses such a redirect to anything but
+/// a numeric loopback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_through_the_browser_signs_in_with_the_openid_provider() {
+    let home = tempfile::tempdir().unwrap();
+    let issuer = server::service_env("FRAMEHOUSE_TEST_OIDC_GOOD");
+    let oidc = format!(
+        "[[auth.oidc]]\nid = \"good\"\nissuer = \"{issuer}\"\nclient_id = \"framehouse\"\n\
+         client_secret = \"framehouse-secret\"\nscopes = [\"openid\", \"email\", \"profile\"]\n"
+    );
+    let server = Server::with_config(Store::Local, "api", &oidc);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    server.wait_ready(&http).await;
+    let base = server.base();
+    let browser = home.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nexec /usr/bin/chromium --headless --no-sandbox --disable-gpu \
+             --user-data-dir={} --dump-dom \"$1\" >/dev/null 2>&1\n",
+            home.path().join("profile").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = run(cli(home.path(), "state")
+        .args([
+            "login",
+            "--server",
+            &base,
+            "--browser",
+            "--login-hint",
+            "carol",
+        ])
+        .env("BROWSER", &browser));
+    assert!(
+        out.status.success(),
+        "login: {}\n{}",
+        text(&out.stderr),
+        server.log()
+    );
+    assert!(
+        text(&out.stdout).contains("logged in"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(cli(home.path(), "state").args(["ls", "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    // Elsewhere than a numeric loopback address with a port, no redirect is accepted.
+    for target in [
+        "http://localhost:9/cb",
+        "http://10.0.0.1:9/cb",
+        "https://evil.example/cb",
+    ] {
+        let resp = http
+            .get(format!("{base}/api/v1/auth/oidc/good/login"))
+            .query(&[("redirect", target)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::BAD_REQUEST, "{target}");
+    }
+}

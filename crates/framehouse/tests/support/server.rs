@@ -42,6 +42,11 @@ impl Server {
     }
 
     pub fn with_roles(store: Store, roles: &'static str) -> Server {
+        Server::with_config(store, roles, "")
+    }
+
+    /// `extra` is appended to the configuration file (TOML).
+    pub fn with_config(store: Store, roles: &'static str, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let storage = match store {
             Store::Local => String::new(),
@@ -61,7 +66,7 @@ impl Server {
         let config = format!(
             "[auth]\njwt_secret = \"tus-clients-test-secret-tus-clients-test\"\n\
              [limits]\nmax_pixels = 80000000\nmax_upload_bytes = 1073741824\n\
-             [uploads]\nlock_ttl_secs = 2\nlock_wait_secs = 1\n{storage}"
+             [uploads]\nlock_ttl_secs = 2\nlock_wait_secs = 1\n{storage}\n{extra}"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let mut server = Server {

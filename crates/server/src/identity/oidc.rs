@@ -229,6 +229,28 @@ pub struct LoginQuery {
     pub login_hint: Option<String>,
 }
 
+/// A loopback address a native client (`framehouse login --browser`) listens on, as
+/// RFC 8252 describes: `http://127.0.0.1:PORT/…` or `http://[::1]:PORT/…`, never a name
+/// (`localhost` may resolve elsewhere). Its one-time code goes in the query, which the
+/// client can read, not in the fragment.
+fn loopback(redirect: &str) -> bool {
+    let Ok(url) = url::Url::parse(redirect) else {
+        return false;
+    };
+    let host_ok = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    url.scheme() == "http"
+        && host_ok
+        && url.port().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.fragment().is_none()
+        && redirect.len() <= 2048
+}
+
 fn local_path(redirect: &str) -> bool {
     redirect.starts_with('/')
         && !redirect.starts_with("//")
@@ -252,10 +274,13 @@ pub async fn start_login(
     // Each start stores a pending login: limited like password logins.
     let rule = &state.settings.auth.rate_limits.login_per_ip;
     super::rate_limit(&state, "oidc_ip", &client.rate_key(), rule).await?;
-    if q.redirect.as_deref().is_some_and(|r| !local_path(r)) {
+    if q.redirect
+        .as_deref()
+        .is_some_and(|r| !local_path(r) && !loopback(r))
+    {
         return Err(AppError::bad_request(
             "invalid_redirect",
-            "redirect must be a path on this server",
+            "redirect must be a path on this server or a loopback address (http://127.0.0.1:PORT/…)",
         ));
     }
     let metadata = state.identity.oidc.metadata(p, false).await?;
@@ -421,8 +446,7 @@ pub async fn finish_login(
             let mut resp = StatusCode::SEE_OTHER.into_response();
             resp.headers_mut().insert(
                 LOCATION,
-                HeaderValue::from_str(&format!("{path}#code={code}"))
-                    .map_err(AppError::internal)?,
+                HeaderValue::from_str(&returned_to(&path, &code)).map_err(AppError::internal)?,
             );
             resp
         }
@@ -435,6 +459,16 @@ pub async fn finish_login(
     resp.headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// Where a redirect-mode sign-in returns: the page with the code in the fragment, or a
+/// loopback client with it in the query.
+fn returned_to(redirect: &str, code: &str) -> String {
+    if loopback(redirect) {
+        let join = if redirect.contains('?') { '&' } else { '?' };
+        return format!("{redirect}{join}code={code}");
+    }
+    format!("{redirect}#code={code}")
 }
 
 async fn open_session(
@@ -784,6 +818,22 @@ mod tests {
         assert!(!local_path("//evil.example/x"));
         assert!(!local_path("https://evil.example/"));
         assert!(!local_path("/\\evil.example"));
+    }
+
+    #[test]
+    fn loopback_redirects_are_numeric_with_a_port_and_get_the_code_in_the_query() {
+        assert!(loopback("http://127.0.0.1:43123/callback"));
+        assert!(loopback("http://[::1]:43123/callback"));
+        assert!(!loopback("http://localhost:43123/callback"));
+        assert!(!loopback("http://127.0.0.1/callback"));
+        assert!(!loopback("https://127.0.0.1:443/callback"));
+        assert!(!loopback("http://10.0.0.1:8080/callback"));
+        assert!(!loopback("http://user@127.0.0.1:1/x"));
+        assert_eq!(
+            returned_to("http://127.0.0.1:9/callback", "fhc_x"),
+            "http://127.0.0.1:9/callback?code=fhc_x"
+        );
+        assert_eq!(returned_to("/app", "fhc_x"), "/app#code=fhc_x");
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! finds it held asks the holder to let go (at once on this node, through the row on
 //! others), as tusd does, since the holder is usually a request its client gave up on;
 //! after a crash the lease lapses `lock_ttl_secs` after its last renewal.
+//!
+//! On SQLite there is one process by construction, so the lease is this process's
+//! alone (the map of holders), which spares each PATCH two synced database writes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,9 +27,11 @@ pub struct Lease {
     state: AppState,
     pub id: String,
     pub token: String,
+    /// Whether the lease is a database row (PostgreSQL) rather than this process's.
+    pub shared: bool,
     /// Cancelled when the lease is lost or another request wants it: stop reading.
     pub lost: CancellationToken,
-    renewer: tokio::task::JoinHandle<()>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
     released: bool,
 }
 
@@ -38,6 +43,9 @@ impl Lease {
         let ttl = Duration::from_secs(settings.lock_ttl_secs.max(1));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(settings.lock_wait_secs);
         let token = uuid::Uuid::new_v4().to_string();
+        if state.db.backend == queue::Backend::Sqlite {
+            return Lease::take_here(state, id, token, deadline).await;
+        }
         let mut asked = false;
         while !repo::acquire(&state.db, id, &token, now_ms(), ttl.as_millis() as i64).await? {
             if !asked {
@@ -56,11 +64,7 @@ impl Lease {
                 repo::want(&state.db, id).await?;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(AppError::new(
-                    StatusCode::LOCKED,
-                    "upload_locked",
-                    "another request is writing to this upload; retry shortly",
-                ));
+                return Err(locked());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -83,8 +87,44 @@ impl Lease {
             state: state.clone(),
             id: id.to_string(),
             token,
+            shared: true,
             lost,
-            renewer,
+            renewer: Some(renewer),
+            released: false,
+        })
+    }
+
+    /// The lease in this process only: the holder (if any) is asked to let go at once.
+    async fn take_here(
+        state: &AppState,
+        id: &str,
+        token: String,
+        deadline: tokio::time::Instant,
+    ) -> AppResult<Lease> {
+        let lost = CancellationToken::new();
+        loop {
+            {
+                let mut holders = state.uploads.holders.0.lock().expect("not poisoned");
+                match holders.get(id) {
+                    Some((_, holder)) => holder.cancel(),
+                    None => {
+                        holders.insert(id.to_string(), (token.clone(), lost.clone()));
+                        break;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(locked());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Lease {
+            state: state.clone(),
+            id: id.to_string(),
+            token,
+            shared: false,
+            lost,
+            renewer: None,
             released: false,
         })
     }
@@ -92,14 +132,23 @@ impl Lease {
     /// Lets go of the lease now (dropping it does the same, in the background).
     pub async fn release(mut self) {
         self.forget();
-        if let Err(e) = repo::release(&self.state.db, &self.id, &self.token).await {
-            tracing::warn!(error = %e, upload = self.id, "could not release an upload lease");
+        if self.shared {
+            if let Err(e) = repo::release(&self.state.db, &self.id, &self.token).await {
+                tracing::warn!(error = %e, upload = self.id, "could not release an upload lease");
+            }
         }
         self.released = true;
     }
 
+    /// The token a recorded write must match: the row's lease, or none in this process.
+    pub fn row_token(&self) -> Option<&str> {
+        self.shared.then_some(self.token.as_str())
+    }
+
     fn forget(&self) {
-        self.renewer.abort();
+        if let Some(renewer) = &self.renewer {
+            renewer.abort();
+        }
         let mut holders = self.state.uploads.holders.0.lock().expect("not poisoned");
         if holders.get(&self.id).is_some_and(|(t, _)| *t == self.token) {
             holders.remove(&self.id);
@@ -113,11 +162,22 @@ impl Drop for Lease {
             return;
         }
         self.forget();
+        if !self.shared {
+            return;
+        }
         let (db, id, token) = (self.state.db.clone(), self.id.clone(), self.token.clone());
         tokio::spawn(async move {
             let _ = repo::release(&db, &id, &token).await;
         });
     }
+}
+
+fn locked() -> AppError {
+    AppError::new(
+        StatusCode::LOCKED,
+        "upload_locked",
+        "another request is writing to this upload; retry shortly",
+    )
 }
 
 async fn renew(state: AppState, id: String, token: String, ttl: Duration, lost: CancellationToken) {

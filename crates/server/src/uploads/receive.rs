@@ -68,6 +68,8 @@ struct Sink {
     file_hash: Option<Sha256>,
     digests: Vec<BodyDigest>,
     out: Option<std::fs::File>,
+    /// The file offset the next batch is written at.
+    at: u64,
 }
 
 impl Sink {
@@ -80,7 +82,9 @@ impl Sink {
         }
         if let Some(out) = self.out.as_mut() {
             out.write_all(&batch)?;
+            start_writeback(out, self.at, batch.len());
         }
+        self.at += batch.len() as u64;
         Ok(self)
     }
 }
@@ -152,6 +156,7 @@ pub async fn receive(
             file_hash,
             digests,
             out,
+            at: start,
         }),
         pending: None,
         parts,
@@ -419,7 +424,7 @@ impl Receiver<'_> {
         let kept = repo::record(
             &self.state.db,
             &self.upload.id,
-            &self.lease.token,
+            self.lease.row_token(),
             at as i64,
             etags,
             tail,
@@ -450,6 +455,29 @@ impl Receiver<'_> {
         }
         Ok(())
     }
+}
+
+/// Asks the kernel to start writing the batch just written (`sync_file_range` without
+/// waiting), so the disk works while the rest of the body arrives and the fsync that
+/// ends the request has less left to wait for: a PATCH is acknowledged only once its
+/// bytes are on disk, so without this the disk would idle while each body is received.
+fn start_writeback(file: &std::fs::File, start: u64, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a file descriptor this function borrows; it
+        // only schedules writeback and touches no memory of ours.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                start as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, start, len);
 }
 
 async fn sync(sink: Sink) -> AppResult<Sink> {

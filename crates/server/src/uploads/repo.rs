@@ -193,12 +193,12 @@ pub async fn release(db: &Db, id: &str, token: &str) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Records progress under the lease `token`: the durable offset, the S3 parts and tail,
+/// Records progress under the lease `token` (`None`: a lease of this process): the durable offset, the S3 parts and tail,
 /// the new expiry. `false` when the lease was lost (nothing recorded).
 pub async fn record(
     db: &Db,
     id: &str,
-    token: &str,
+    token: Option<&str>,
     received: i64,
     etags: &[String],
     tail: i64,
@@ -207,7 +207,7 @@ pub async fn record(
     let etags = serde_json::to_string(etags).expect("strings serialise");
     let done = sqlx::query(
         "UPDATE uploads SET received = $1, etags = $2, tail = $3, expires_at = $4, updated_at = $5
-         WHERE id = $6 AND lock_token = $7",
+         WHERE id = $6 AND ($7 IS NULL OR lock_token = $7)",
     )
     .bind(received)
     .bind(etags)
