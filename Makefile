@@ -47,3 +47,4 @@ bench:
 	bench/auth.sh
 	bench/events.sh
 	bench/cluster.sh
+	bench/tus.sh

@@ -56,6 +56,7 @@ measure() {
   fi
   echo "$seconds $(( $(rss_kib "$server_pid" VmHWM) - hwm0 ))"
   stop_server
+  rm -rf "$work/$store-$way"   # 2 GiB each: the disk is not endless
 }
 
 echo "== tus: a $(python3 -c "print(f'{$bytes/2**30:.2f}')") GiB file in 8 MiB chunks against one POST"

@@ -100,6 +100,9 @@ pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     credential: Mutex<Credential>,
+    /// One refresh at a time: the server treats a refresh token used twice as stolen
+    /// and ends the session, so parallel uploads must not each refresh.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Api {
@@ -142,6 +145,7 @@ impl Api {
             base,
             http: client(),
             credential: Mutex::new(credential),
+            refreshing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -170,12 +174,11 @@ impl Api {
     ) -> Result<Response, Failure> {
         let url = self.url(path);
         for attempt in 0..2 {
-            let req = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(self.token());
+            let token = self.token();
+            let req = self.http.request(method.clone(), &url).bearer_auth(&token);
             let resp = build(req).send().await?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 && self.refresh().await? {
+            let lapsed = resp.status() == StatusCode::UNAUTHORIZED && attempt == 0;
+            if lapsed && self.refresh(&token).await? {
                 continue;
             }
             return Ok(resp);
@@ -205,11 +208,15 @@ impl Api {
         Ok(resp.json().await?)
     }
 
-    /// Trades the saved refresh token for a new pair and saves it; `false` with an API
-    /// key or when the session is gone.
-    async fn refresh(&self) -> Result<bool, Failure> {
+    /// Trades the saved refresh token for a new pair and saves it, unless the access
+    /// token `refused` was replaced already; `false` with an API key or when the session
+    /// is gone.
+    async fn refresh(&self, refused: &str) -> Result<bool, Failure> {
+        let _one = self.refreshing.lock().await;
         let saved = match &*self.credential.lock().expect("not poisoned") {
             Credential::Key(_) => return Ok(false),
+            // Another request refreshed it meanwhile: use the new one.
+            Credential::Session(saved) if saved.access_token != refused => return Ok(true),
             Credential::Session(saved) => saved.clone(),
         };
         let resp = self

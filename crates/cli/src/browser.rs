@@ -32,7 +32,10 @@ pub async fn login(
         .local_addr()
         .map_err(|e| Failure::new("io", e.to_string()))?
         .port();
-    let back = format!("http://127.0.0.1:{port}/callback");
+    // A page the user happens to visit could send its own code to this port (and sign
+    // the CLI in as someone else): only an answer carrying this secret is taken.
+    let expected: String = rand_state();
+    let back = format!("http://127.0.0.1:{port}/callback?state={expected}");
     let mut url = reqwest::Url::parse(&format!("{server}/api/v1/auth/oidc/{provider}/login"))
         .map_err(|e| Failure::new("usage", format!("bad server URL: {e}")))?;
     url.query_pairs_mut().append_pair("redirect", &back);
@@ -43,7 +46,7 @@ pub async fn login(
     if let Err(e) = webbrowser::open(url.as_str()) {
         eprintln!("could not start a browser: {e}");
     }
-    let code = tokio::time::timeout(WAIT, receive_code(&listener))
+    let code = tokio::time::timeout(WAIT, receive_code(&listener, &expected))
         .await
         .map_err(|_| Failure::new("timeout", "the sign-in did not come back within 5 minutes"))??;
     let resp = http
@@ -102,8 +105,12 @@ async fn only_provider(http: &reqwest::Client, server: &str) -> Result<String, F
 }
 
 /// Answers the browser's one request to the loopback address; the `code` it carries.
-/// A request without one (a favicon, a scanner) is answered 404 and waited past.
-async fn receive_code(listener: &tokio::net::TcpListener) -> Result<String, Failure> {
+/// A request without one, or without our `state` (a favicon, a scanner, another page),
+/// is answered 404 and waited past.
+async fn receive_code(
+    listener: &tokio::net::TcpListener,
+    expected: &str,
+) -> Result<String, Failure> {
     loop {
         let (mut conn, _) = listener
             .accept()
@@ -120,6 +127,10 @@ async fn receive_code(listener: &tokio::net::TcpListener) -> Result<String, Fail
         let code = reqwest::Url::parse(&format!("http://127.0.0.1{target}"))
             .ok()
             .filter(|u| u.path() == "/callback")
+            .filter(|u| {
+                u.query_pairs()
+                    .any(|(k, v)| k == "state" && v.as_bytes() == expected.as_bytes())
+            })
             .and_then(|u| {
                 u.query_pairs()
                     .find(|(k, _)| k == "code")
@@ -139,4 +150,9 @@ async fn receive_code(listener: &tokio::net::TcpListener) -> Result<String, Fail
             return Ok(code);
         }
     }
+}
+
+/// 32 random bytes as hex.
+fn rand_state() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }

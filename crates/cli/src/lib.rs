@@ -87,7 +87,11 @@ pub async fn run(command: ClientCommand) -> i32 {
         Ok(false) => 1,
         Err(failure) => {
             eprintln!("error: {failure}");
-            1
+            if failure.code == "usage" {
+                2
+            } else {
+                1
+            }
         }
     }
 }
@@ -115,7 +119,10 @@ async fn dispatch(command: ClientCommand) -> Result<bool, Failure> {
         } => login(server, username, password_stdin).await,
         ClientCommand::Logout => {
             if let Ok(api) = Api::connect(None) {
-                api.logout().await?;
+                // Forgotten here even when the server cannot be told.
+                if let Err(e) = api.logout().await {
+                    eprintln!("warning: the server did not end the session: {e}");
+                }
             }
             let path = api::credentials_path()?;
             match std::fs::remove_file(&path) {

@@ -167,7 +167,8 @@ fn retriable(status: StatusCode) -> bool {
 }
 
 /// Runs `request` until it gets an answer that is not a server error, for
-/// [`RETRY_FOR`] at most (the server may be restarting).
+/// [`RETRY_FOR`] at most (the server may be restarting). A 429 is an answer: its limit
+/// (rate, or incomplete uploads) does not lift for being asked again at once.
 async fn with_retries<F, Fut>(request: F) -> Result<reqwest::Response, Failure>
 where
     F: Fn() -> Fut,
@@ -177,9 +178,7 @@ where
     let mut pause = Duration::from_millis(250);
     loop {
         let failure = match request().await {
-            Ok(resp) if !(resp.status().is_server_error() || resp.status().as_u16() == 429) => {
-                return Ok(resp)
-            }
+            Ok(resp) if !resp.status().is_server_error() => return Ok(resp),
             Ok(resp) => Failure::of(resp).await,
             Err(e) => e,
         };

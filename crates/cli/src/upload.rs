@@ -194,11 +194,18 @@ fn collect(server: &str, paths: &[PathBuf]) -> Result<(Vec<File>, Vec<Value>), F
             .ok()
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
+        let sha256 = hex::encode(hasher.finalize());
         files.push(File {
-            key: format!("{server}|{}|{}|{mtime}", canonical.display(), meta.len()),
+            // With the digest: another file of the same size and mtime (`cp -p`) must not
+            // resume into this one's upload.
+            key: format!(
+                "{server}|{}|{}|{mtime}|{sha256}",
+                canonical.display(),
+                meta.len()
+            ),
             path,
             size: meta.len(),
-            sha256: hex::encode(hasher.finalize()),
+            sha256,
         });
     }
     Ok((files, skipped))
@@ -232,8 +239,8 @@ pub async fn run(api: &Api, args: &UploadArgs) -> Result<bool, Failure> {
     let known = known(api, &files).await?;
     let mut todo = Vec::new();
     for file in files {
-        let entry = state.get(&file.key);
-        if let Some(id) = entry.media_id.or_else(|| known.get(&file.sha256).cloned()) {
+        // The server decides: an item deleted since is uploaded again.
+        if let Some(id) = known.get(&file.sha256).cloned() {
             skipped.push(json!({"path": file.path, "reason": "already_uploaded", "media_id": id}));
         } else {
             todo.push(file);
@@ -285,7 +292,7 @@ pub async fn run(api: &Api, args: &UploadArgs) -> Result<bool, Failure> {
             Err(v) => failed.push(v),
         }
     }
-    let sent: u64 = todo.iter().map(|f| f.size).sum();
+    let sent: u64 = uploaded.iter().filter_map(|u| u["bytes"].as_u64()).sum();
     if args.json {
         let report = json!({
             "uploaded": uploaded, "skipped": skipped, "failed": failed,

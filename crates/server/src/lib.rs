@@ -212,7 +212,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+            tracing::info_span!("request", method = %req.method(), uri = %loggable_path(req.uri().path()), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
@@ -319,4 +319,17 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown signal received");
         token.cancel();
     });
+}
+
+/// A request path as logs may show it: the secret of a direct-upload URL (which lets
+/// anyone upload as its owner) is replaced.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/api/v1/direct-uploads/") {
+        Some(rest) => {
+            let tail = rest.split_once('/').map_or("", |(_, t)| t);
+            let sep = if tail.is_empty() { "" } else { "/" };
+            format!("/api/v1/direct-uploads/{{token}}{sep}{tail}").into()
+        }
+        None => path.into(),
+    }
 }

@@ -240,9 +240,10 @@ async fn find(state: &AppState, token: &str) -> AppResult<Direct> {
 }
 
 /// Takes an unused, unexpired URL for one upload (`upload_id`, or `None` for a `PUT`):
-/// 410 once expired, 409 once used.
+/// 410 once expired, 409 once used. A URL whose tus upload was refused at its last byte
+/// (the upload is gone, no item was made) is unused again.
 async fn claim(state: &AppState, direct: &Direct, upload_id: Option<&str>) -> AppResult<()> {
-    if direct.state == "waiting" && direct.expires_at < now_ms() {
+    if direct.state != "done" && direct.expires_at < now_ms() {
         return Err(AppError::new(
             StatusCode::GONE,
             "direct_upload_expired",
@@ -251,7 +252,10 @@ async fn claim(state: &AppState, direct: &Direct, upload_id: Option<&str>) -> Ap
     }
     let done = sqlx::query(
         "UPDATE direct_uploads SET state = 'uploading', upload_id = $1
-         WHERE id = $2 AND state = 'waiting' AND expires_at >= $3",
+         WHERE id = $2 AND expires_at >= $3 AND item_id IS NULL
+           AND (state = 'waiting'
+                OR (state = 'uploading' AND upload_id IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = direct_uploads.upload_id)))",
     )
     .bind(upload_id)
     .bind(&direct.id)

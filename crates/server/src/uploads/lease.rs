@@ -23,6 +23,13 @@ use crate::AppState;
 #[derive(Clone, Default)]
 pub struct Holders(Arc<Mutex<HashMap<String, (String, CancellationToken)>>>);
 
+impl Holders {
+    /// Whether a request of this process holds upload `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.0.lock().expect("not poisoned").contains_key(id)
+    }
+}
+
 pub struct Lease {
     state: AppState,
     pub id: String,

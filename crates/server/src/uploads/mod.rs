@@ -159,7 +159,13 @@ impl JobHandler for ExpireUploads {
             if batch.is_empty() {
                 break;
             }
-            for upload in batch {
+            let mut removed = 0;
+            for upload in &batch {
+                // A PATCH of this process is writing to it (on SQLite leases live here).
+                if state.uploads.holders.holds(&upload.id) {
+                    continue;
+                }
+                removed += 1;
                 let mut tx = state.db.begin_write().await.map_err(retry)?;
                 if !repo::mark_expired(&mut tx, &upload.id, now)
                     .await
@@ -180,8 +186,11 @@ impl JobHandler for ExpireUploads {
                     .await
                     .map_err(retry)?;
                 tx.commit().await.map_err(retry)?;
-                finish::remove_bytes(state, &upload).await;
+                finish::remove_bytes(state, upload).await;
                 tracing::info!(upload = upload.id, "removed an expired upload");
+            }
+            if removed == 0 {
+                break;
             }
         }
         let week_ago = now_ms() - 7 * 86_400 * 1000;

@@ -207,7 +207,7 @@ pub async fn record(
     let etags = serde_json::to_string(etags).expect("strings serialise");
     let done = sqlx::query(
         "UPDATE uploads SET received = $1, etags = $2, tail = $3, expires_at = $4, updated_at = $5
-         WHERE id = $6 AND ($7 IS NULL OR lock_token = $7)",
+         WHERE id = $6 AND ($7 IS NULL OR lock_token = $7) AND state = 'receiving'",
     )
     .bind(received)
     .bind(etags)

@@ -990,6 +990,29 @@ async fn a_direct_upload_url_works_once_within_its_limits_and_expires() {
     );
     let status: Value = app.get(Some(&alice), &path).await.json().await.unwrap();
     assert_eq!(status["state"], "waiting", "{status}");
+    // The same by tus: refused at its last byte, and the URL can be used again.
+    let tus_url = video_only["url"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let resp = create_at(&app, &tus_url, file.len(), "").await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let resp = app
+            .client
+            .patch(&tus_url)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(file.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(resp).await,
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "kind_not_allowed".into()
+            )
+        );
+    }
     let images = direct(&app, &alice, serde_json::json!({"kinds": ["image"]})).await;
     let put_url = images["put_url"].as_str().unwrap().to_string();
     let put = app
