@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use utoipa::ToSchema;
 
+use super::creation::{self, Grant};
 use super::protocol::{answer, Metadata};
-use super::tus::{self, Grant};
+use super::tus;
 use crate::identity::{Caller, ClientInfo, Writer};
 use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::kernel::ids::new_id;
@@ -338,7 +339,7 @@ pub async fn create_direct(
             kinds: direct.kinds.clone(),
             max_bytes: direct.max_bytes,
         };
-        let made = tus::create(&state, &direct.caller(), &client, request, Some(grant)).await;
+        let made = creation::create(&state, &direct.caller(), &client, request, Some(grant)).await;
         let (named, failed) = match &made {
             Ok(response) => (named_item(response), false),
             Err(_) => (None, true),

@@ -5,6 +5,7 @@
 //! `media::ingest`, and the scheduler removes expired ones with an `upload.expired` event.
 //! Also one-time direct-upload URLs for browsers (`direct`) and imports by URL (`import`).
 
+pub mod creation;
 pub mod direct;
 pub mod finish;
 pub mod import;
@@ -98,9 +99,9 @@ impl Domain for Uploads {
             .routes(routes!(import::import_media))
             .routes(routes!(import::get_import))
             .routes(routes!(direct::get_direct_upload))
-            .routes(routes!(tus::create_upload, tus::options_uploads))
+            .routes(routes!(creation::create_upload, tus::options_uploads))
             .routes(routes!(
-                tus::create_upload_slash,
+                creation::create_upload_slash,
                 tus::options_uploads_slash
             ))
             .routes(routes!(
