@@ -322,7 +322,12 @@ pub async fn admit(
 /// half a second: a client still sending when the connection closes gets a reset that
 /// can swallow our answer (nginx's "lingering close" solves the same problem).
 async fn linger(request: Request) {
-    let mut stream = request.into_body().into_data_stream();
+    linger_body(request.into_body()).await
+}
+
+/// [`linger`] for a body already taken from its request (a tus PATCH refused mid-way).
+pub async fn linger_body(body: axum::body::Body) {
+    let mut stream = body.into_data_stream();
     let drain = async {
         let mut seen = 0usize;
         while let Some(Ok(chunk)) = stream.next().await {

@@ -313,8 +313,11 @@ async fn fetch(state: &AppState, url: &str) -> Result<Received, Failure> {
     let mut target = guard.check(url).await.map_err(|r| permanent(refused(r)))?;
     let mut redirects = 0;
     let response = loop {
+        // One deadline for the whole fetch, redirects included.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let response = client
             .get(target.clone())
+            .timeout(left.max(Duration::from_millis(1)))
             .send()
             .await
             .map_err(|e| transient(format!("fetching {target} failed: {e}")))?;

@@ -277,6 +277,8 @@ impl Receiver<'_> {
         let mut body = body;
         let mut batch = BytesMut::with_capacity(BATCH);
         let mut trailers = None;
+        // Whether the body ended (or broke) rather than being refused mid-way.
+        let mut ended = false;
         let result = loop {
             let frame = tokio::select! {
                 _ = self.lease.lost.cancelled() => break Err(AppError::new(
@@ -288,18 +290,23 @@ impl Receiver<'_> {
             };
             let frame = match frame {
                 Err(_) => {
+                    ended = true;
                     break Err(AppError::new(
                         StatusCode::REQUEST_TIMEOUT,
                         "upload_timeout",
                         "the upload stalled",
-                    ))
+                    ));
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => {
+                    ended = true;
+                    break Ok(());
+                }
                 Ok(Some(Err(e))) => {
+                    ended = true;
                     break Err(AppError::bad_request(
                         "upload_interrupted",
                         format!("reading the upload failed: {e}"),
-                    ))
+                    ));
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
@@ -327,6 +334,11 @@ impl Receiver<'_> {
                 }
             }
         };
+        if !ended {
+            // Refused mid-way (over the limit, or taken over): the client may still be
+            // sending, and would get a reset instead of the answer.
+            crate::media::ingest::linger_body(body).await;
+        }
         if !batch.is_empty() && !self.broken {
             if let Err(e) = self.flush(batch.freeze()).await {
                 self.broken = true;

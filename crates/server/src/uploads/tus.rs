@@ -183,7 +183,24 @@ pub async fn patch(
     request: Request,
 ) -> AppResult<Response> {
     let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
+    let mut body = Some(body);
+    let answered = patch_with(state, caller, id, &parts.headers, &mut body).await;
+    let refused = answered.is_err();
+    if let (true, Some(unread)) = (refused, body) {
+        // Refused before its body was read: read a little of it first, or a client
+        // still sending gets a reset instead of the answer.
+        crate::media::ingest::linger_body(unread).await;
+    }
+    answered
+}
+
+async fn patch_with(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> AppResult<Response> {
     protocol::check_version(headers)?;
     protocol::check_body_type(headers)?;
     let offset = protocol::number(headers, "upload-offset")?
@@ -227,6 +244,7 @@ pub async fn patch(
         let upload = owned(state, caller, id).await?;
         return Ok(done_response(&upload));
     }
+    let body = body.take().expect("the body is read once");
     let written = write(state, caller, &lease, &upload, verify, body).await;
     lease.release().await;
     let (offset, media) = written?;
