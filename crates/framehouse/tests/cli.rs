@@ -45,20 +45,7 @@ fn make_folder(dir: &Path) -> BTreeSet<String> {
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     for n in 0..24u64 {
         let side = 600 + n as u32;
-        let row = (side * 3).div_ceil(4) * 4;
-        let mut bmp = Vec::new();
-        bmp.extend_from_slice(b"BM");
-        bmp.extend_from_slice(&(54 + row * side).to_le_bytes());
-        bmp.extend_from_slice(&[0; 4]);
-        bmp.extend_from_slice(&54u32.to_le_bytes());
-        bmp.extend_from_slice(&40u32.to_le_bytes());
-        bmp.extend_from_slice(&(side as i32).to_le_bytes());
-        bmp.extend_from_slice(&(side as i32).to_le_bytes());
-        bmp.extend_from_slice(&1u16.to_le_bytes());
-        bmp.extend_from_slice(&24u16.to_le_bytes());
-        bmp.extend_from_slice(&[0; 4]);
-        bmp.extend_from_slice(&(row * side).to_le_bytes());
-        bmp.extend_from_slice(&[0; 16]);
+        let (mut bmp, row) = server::bmp_header(side);
         let mut x = n * 7919 + 1;
         for _ in 0..row * side {
             x ^= x << 13;

@@ -113,10 +113,7 @@ pub async fn head(
         let lease = Lease::take(state, id).await?;
         upload = owned(state, caller, id).await?;
         if upload.state == "receiving" && upload.is_complete() {
-            let made = finish::finish(state, &upload, caller).await;
-            lease.release().await;
-            made?;
-            upload = owned(state, caller, id).await?;
+            upload = finish_leftover(state, caller, &upload, lease).await?;
         }
     }
     let mut out = HeaderMap::new();
@@ -238,10 +235,7 @@ async fn patch_with(
     }
     if upload.is_complete() {
         // Complete but not finished (the process that received the last byte died).
-        let made = finish::finish(state, &upload, caller).await;
-        lease.release().await;
-        made?;
-        let upload = owned(state, caller, id).await?;
+        let upload = finish_leftover(state, caller, &upload, lease).await?;
         return Ok(done_response(&upload));
     }
     let body = body.take().expect("the body is read once");
@@ -255,6 +249,20 @@ async fn patch_with(
         None => out.insert("upload-expires", expires(upload.expires_at.max(now_ms()))),
     };
     Ok((StatusCode::NO_CONTENT, out).into_response())
+}
+
+/// Finishes a complete upload whose last byte's process died before making its item,
+/// under `lease` (released here); the upload as it is then.
+async fn finish_leftover(
+    state: &AppState,
+    caller: &Caller,
+    upload: &UploadRow,
+    lease: Lease,
+) -> AppResult<UploadRow> {
+    let made = finish::finish(state, upload, caller).await;
+    lease.release().await;
+    made?;
+    owned(state, caller, &upload.id).await
 }
 
 /// Receives a body into `upload` (lease held) and finishes it when complete: the new
