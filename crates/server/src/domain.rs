@@ -28,6 +28,11 @@ pub trait Domain: Sync {
         OpenApiRouter::new()
     }
 
+    /// Its pages for browsers (HTML, outside the API document), served by the api role.
+    fn pages(&self) -> axum::Router<AppState> {
+        axum::Router::new()
+    }
+
     /// The event types it writes to the outbox.
     fn event_types(&self) -> &'static [&'static str] {
         &[]

@@ -3,7 +3,7 @@
 //! `run_until_stopped` serves until the shutdown token is cancelled.
 //!
 //! Domains depend in one direction — kernel ← identity ← media ← {video, transform,
-//! playback, uploads} ← {events, webhooks} — and register themselves in [`DOMAINS`].
+//! playback, uploads} ← {events, webhooks} ← ui — and register themselves in [`DOMAINS`].
 
 pub mod domain;
 pub mod events;
@@ -14,6 +14,7 @@ pub mod ops;
 pub mod playback;
 pub mod settings;
 pub mod transform;
+pub mod ui;
 pub mod uploads;
 pub mod video;
 pub mod webhooks;
@@ -52,6 +53,7 @@ pub static DOMAINS: &[&dyn Domain] = &[
     &uploads::Uploads,
     &events::Events,
     &webhooks::Webhooks,
+    &ui::Ui,
 ];
 
 /// Everything a request handler or job needs; cheap to clone. The kernel's parts come
@@ -202,11 +204,22 @@ pub fn routes(with_api: bool) -> OpenApiRouter<AppState> {
     app
 }
 
-/// The whole HTTP surface: the API routes when the `api` role runs, operations always.
+/// The API's HTTP surface: its routes when the `api` role runs, operations always, and
+/// the OpenAPI document they make.
+pub fn api_router(state: &AppState) -> Router<AppState> {
+    let (app, openapi) = routes(state.settings.roles.contains(&Role::Api)).split_for_parts();
+    app.merge(ops::openapi_router(ops::document(openapi)))
+}
+
+/// The whole HTTP surface: the API and, when the `api` role runs, every domain's pages.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let (app, openapi) = routes(state.settings.roles.contains(&Role::Api)).split_for_parts();
-    let app = app.merge(ops::openapi_router(ops::document(openapi)));
+    let mut app = api_router(&state);
+    if state.settings.roles.contains(&Role::Api) {
+        for domain in DOMAINS {
+            app = app.merge(domain.pages());
+        }
+    }
     app.layer(axum::middleware::from_fn(ops::track_requests))
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

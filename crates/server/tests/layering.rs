@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("uploads", 3),
     ("events", 4),
     ("webhooks", 4),
+    ("ui", 5),
 ];
 
 /// What of the application every domain may use.

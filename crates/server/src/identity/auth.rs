@@ -250,10 +250,35 @@ impl FromRequestParts<AppState> for Account {
 }
 
 async fn required(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
-    let token = bearer(parts)?.ok_or_else(|| {
-        AppError::unauthorized("sign in first: send `Authorization: Bearer <token>`")
-    })?;
-    state.identity.auth.authenticate(token).await
+    match present(parts, state).await? {
+        Some(caller) => Ok(caller),
+        None => Err(AppError::unauthorized(
+            "sign in first: send `Authorization: Bearer <token>`",
+        )),
+    }
+}
+
+/// The caller of a bearer credential, else of the browser's session cookie (which, on a
+/// request that changes state, must come with its CSRF token in `X-CSRF-Token`); `None`
+/// when neither is sent.
+async fn present(parts: &Parts, state: &AppState) -> Result<Option<Caller>, AppError> {
+    if let Some(token) = bearer(parts)? {
+        return state.identity.auth.authenticate(token).await.map(Some);
+    }
+    let Some(secret) = super::browser::cookie(&parts.headers, super::browser::SESSION_COOKIE)
+    else {
+        return Ok(None);
+    };
+    if super::browser::changes_state(&parts.method) {
+        let sent = (parts.headers.get(super::browser::CSRF_HEADER)).and_then(|v| v.to_str().ok());
+        super::browser::check_csrf(state, &parts.headers, sent)?;
+    }
+    state
+        .identity
+        .auth
+        .authenticate_cookie(secret)
+        .await
+        .map(Some)
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
@@ -281,10 +306,9 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(token) = bearer(parts)? else {
+        let Some(caller) = present(parts, state).await? else {
             return Ok(Viewer(None));
         };
-        let caller = state.identity.auth.authenticate(token).await?;
         caller.require(Scope::MediaRead)?;
         Ok(Viewer(Some(caller)))
     }
@@ -321,6 +345,18 @@ struct Principal {
     last_used_at: AtomicI64,
 }
 
+impl Principal {
+    /// Whether this use should be written to the database: at most once a minute per
+    /// node, claimed by one of the requests that share this cache entry.
+    fn use_due(&self, now: i64) -> bool {
+        let last = self.last_used_at.load(Ordering::Relaxed);
+        now - last > 60_000
+            && (self.last_used_at)
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 /// Resolves credentials, caching what it reads for the revocation bound.
 pub struct Authenticator {
     pub jwt: JwtKeys,
@@ -330,6 +366,8 @@ pub struct Authenticator {
     /// Bumped by `forget`: a load that began before a revocation must not put what it
     /// read back into the cache after the revocation cleared it.
     generation: std::sync::atomic::AtomicU64,
+    /// How far (ms) a browser session's expiry slides on use, and its maximum lifetime.
+    cookie_lifetime: (i64, i64),
 }
 
 impl Authenticator {
@@ -346,7 +384,14 @@ impl Authenticator {
             redis,
             cache,
             generation: Default::default(),
+            cookie_lifetime: (30 * 86_400_000, 90 * 86_400_000),
         }
+    }
+
+    /// Sets how far a browser session's expiry slides on use, and its maximum lifetime.
+    pub fn with_cookie_lifetime(mut self, ttl_secs: u64, max_secs: u64) -> Authenticator {
+        self.cookie_lifetime = (ttl_secs as i64 * 1000, max_secs as i64 * 1000);
+        self
     }
 
     /// Drops everything cached, after a revocation, disabling or role change here, and
@@ -413,6 +458,36 @@ impl Authenticator {
         }
     }
 
+    /// The caller of a browser session cookie. An active session's expiry slides
+    /// forward with use, written at most once a minute per node.
+    pub async fn authenticate_cookie(&self, secret: &str) -> Result<Caller, AppError> {
+        let hash = super::secret_hash(secret);
+        let principal = self
+            .cached(&format!("c:{hash}"), || session_by_cookie(&self.db, &hash))
+            .await?;
+        let Some(p) = principal.filter(|p| p.active) else {
+            return Err(AppError::unauthorized(
+                "this session has ended; sign in again",
+            ));
+        };
+        let now = now_ms();
+        let due = p.use_due(now);
+        if due {
+            let (db, id, (ttl, max)) = (self.db.clone(), p.id.clone(), self.cookie_lifetime);
+            tokio::spawn(async move {
+                if let Err(e) = super::browser::extend(&db, &id, ttl, max).await {
+                    tracing::warn!(error = %e, "extending a browser session");
+                }
+            });
+        }
+        Ok(Caller {
+            user_id: p.user_id.clone(),
+            is_admin: p.is_admin,
+            scopes: p.scopes,
+            credential: Credential::Session(p.id.clone()),
+        })
+    }
+
     async fn api_key(&self, key: &str) -> Result<Caller, AppError> {
         let hash = super::secret_hash(key);
         let principal = self
@@ -426,11 +501,7 @@ impl Authenticator {
             ));
         };
         // Last use is recorded at most once a minute per key, off the request path.
-        let last = p.last_used_at.load(Ordering::Relaxed);
-        let due = now - last > 60_000
-            && p.last_used_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
+        let due = p.use_due(now);
         if due {
             let db = self.db.clone();
             let id = p.id.clone();
@@ -480,26 +551,42 @@ impl Authenticator {
 }
 
 async fn session(db: &Db, id: &str) -> Result<Option<Principal>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT s.user_id, s.revoked_at, s.expires_at, u.is_admin, u.disabled_at
-         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
+    session_where(db, "s.id", id).await
+}
+
+async fn session_by_cookie(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> {
+    session_where(db, "s.cookie_hash", hash).await
+}
+
+/// The session whose `column` (a fixed name, never input) equals `value`.
+async fn session_where(
+    db: &Db,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Principal>, sqlx::Error> {
+    let sql = format!(
+        "SELECT s.id, s.user_id, s.revoked_at, s.expires_at, s.last_used_at, u.is_admin,
+                u.disabled_at
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE {column} = $1"
+    );
+    let row = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(&db.pool)
+        .await?;
     let Some(row) = row else { return Ok(None) };
+    let id: String = row.try_get("id")?;
     let is_admin = row.try_get::<i64, _>("is_admin")? != 0;
     let active = row.try_get::<Option<i64>, _>("revoked_at")?.is_none()
         && row.try_get::<Option<i64>, _>("disabled_at")?.is_none()
         && row.try_get::<i64, _>("expires_at")? > now_ms();
     Ok(Some(Principal {
-        id: id.to_string(),
+        id,
         user_id: row.try_get("user_id")?,
         is_admin,
         scopes: Scopes::of_user(is_admin),
         active,
         expires_at: None,
-        last_used_at: AtomicI64::new(0),
+        last_used_at: AtomicI64::new(row.try_get("last_used_at")?),
     }))
 }
 

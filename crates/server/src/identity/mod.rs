@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod browser;
 mod notify;
 pub mod oidc;
 pub mod password;
@@ -17,7 +18,7 @@ pub mod sessions;
 pub mod settings;
 pub mod tokens;
 pub mod usage;
-mod users;
+pub mod users;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -136,6 +137,8 @@ pub struct IdentityState {
     pub limiter: ratelimit::Limiter,
     pub notifier: Notifier,
     pub oidc: Arc<OidcProviders>,
+    /// Signs browsers' CSRF tokens (derived from the token signing key).
+    pub csrf_key: Vec<u8>,
 }
 
 impl IdentityState {
@@ -155,13 +158,20 @@ impl IdentityState {
             "auth.jwt_secret and auth.jwt_previous_secrets must be at least 32 bytes each"
         );
         let jwt = JwtKeys::new(&jwt_key, &previous, auth.access_token_ttl_secs);
+        let csrf_key = Sha256::new()
+            .chain_update(b"framehouse csrf key\0")
+            .chain_update(&jwt_key)
+            .finalize()
+            .to_vec();
         Ok(IdentityState {
-            auth: Arc::new(Authenticator::new(
-                jwt,
-                db.clone(),
-                redis.clone(),
-                auth.revocation_check_secs,
-            )),
+            auth: Arc::new(
+                Authenticator::new(jwt, db.clone(), redis.clone(), auth.revocation_check_secs)
+                    .with_cookie_lifetime(
+                        auth.refresh_token_ttl_secs,
+                        auth.session_max_lifetime_secs,
+                    ),
+            ),
+            csrf_key,
             limiter: ratelimit::Limiter::for_redis(redis),
             notifier: notify::from_settings(settings)?,
             oidc: Arc::new(OidcProviders::new(settings)?),
@@ -280,12 +290,22 @@ pub async fn register(
     client: ClientInfo,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> AppResult<(StatusCode, Json<UserView>)> {
+    let user = sign_up(&state, &client, req).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Creates an account by open registration (the API's and the sign-up page's).
+pub async fn sign_up(
+    state: &AppState,
+    client: &ClientInfo,
+    req: RegisterRequest,
+) -> AppResult<User> {
     if !state.settings.auth.open_registration {
         return Err(AppError::forbidden("registration is closed on this server"));
     }
     let rules = &state.settings.auth.rate_limits;
     rate_limit(
-        &state,
+        state,
         "register_ip",
         &client.rate_key(),
         &rules.register_per_ip,
@@ -299,10 +319,10 @@ pub async fn register(
         is_admin: false,
     };
     let user = create_user(&state.db, &state.settings.auth, new).await?;
-    AuditEvent::by_user("user_registered", &user.id, &client)
+    AuditEvent::by_user("user_registered", &user.id, client)
         .record(&state.db)
         .await;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok(user)
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -313,15 +333,32 @@ pub async fn login(
     client: ClientInfo,
     AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<Json<TokenResponse>> {
+    let user = check_password_sign_in(&state, &client, &req.username, req.password).await?;
+    let tokens = sessions::start(&state, &user.id, "password", &client).await?;
+    AuditEvent::by_user("login_succeeded", &user.id, &client)
+        .detail(serde_json::json!({ "method": "password", "session_id": tokens.session_id }))
+        .record(&state.db)
+        .await;
+    Ok(Json(tokens))
+}
+
+/// The user these credentials prove, with the rate limits, lockout and audit of a
+/// password sign-in (the API's and the sign-in page's); the caller opens the session.
+pub async fn check_password_sign_in(
+    state: &AppState,
+    client: &ClientInfo,
+    username: &str,
+    password: String,
+) -> AppResult<User> {
     let rules = &state.settings.auth.rate_limits;
-    rate_limit(&state, "login_ip", &client.rate_key(), &rules.login_per_ip).await?;
-    let account = req.username.to_lowercase();
+    rate_limit(state, "login_ip", &client.rate_key(), &rules.login_per_ip).await?;
+    let account = username.to_lowercase();
     // No account can have an invalid name; refusing it here also keeps arbitrary
     // strings out of the rate limiter and the audit log.
     if !users::valid_username(&account) {
         return Err(AppError::unauthorized("wrong username or password"));
     }
-    rate_limit(&state, "login_account", &account, &rules.login_per_account).await?;
+    rate_limit(state, "login_account", &account, &rules.login_per_account).await?;
     let user = users::find_by_username(&state.db, &account).await?;
     let now = crate::kernel::time::now_ms();
     if let Some(until) = user
@@ -331,7 +368,7 @@ pub async fn login(
     {
         AuditEvent::new("login_locked")
             .user(user.as_ref().map_or("", |u| u.id.as_str()))
-            .client(&client)
+            .client(client)
             .record(&state.db)
             .await;
         return Err(AppError::TooMany {
@@ -346,7 +383,7 @@ pub async fn login(
         .map(|u| u.password_hash.clone())
         .filter(|h| !h.is_empty());
     let ok = password::verify(
-        req.password,
+        password,
         stored.unwrap_or_else(|| password::dummy_hash().into()),
     )
     .await?;
@@ -359,7 +396,7 @@ pub async fn login(
             }
             AuditEvent::new("login_failed")
                 .user(user_id.as_deref().unwrap_or(""))
-                .client(&client)
+                .client(client)
                 .detail(serde_json::json!({ "username": account }))
                 .record(&state.db)
                 .await;
@@ -373,10 +410,5 @@ pub async fn login(
         ));
     }
     users::clear_failed_logins(&state.db, &user.id).await?;
-    let tokens = sessions::start(&state, &user.id, "password", &client).await?;
-    AuditEvent::by_user("login_succeeded", &user.id, &client)
-        .detail(serde_json::json!({ "method": "password", "session_id": tokens.session_id }))
-        .record(&state.db)
-        .await;
-    Ok(Json(tokens))
+    Ok(user)
 }

@@ -189,6 +189,36 @@ pub async fn items_of_owner(
     rows.iter().map(item_from_row).collect()
 }
 
+/// A page of an owner's items, newest first, optionally of one kind and one visibility.
+pub async fn items_of_owner_filtered(
+    db: &Db,
+    owner: &str,
+    before: Option<&str>,
+    limit: i64,
+    kind: Option<&str>,
+    visibility: Option<&str>,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let mut sql = format!("{ITEM_SELECT} WHERE m.owner_id = $1");
+    let mut binds: Vec<&str> = vec![owner];
+    for (column, value) in [
+        ("m.id <", before),
+        ("m.kind =", kind),
+        ("m.visibility =", visibility),
+    ] {
+        if let Some(value) = value {
+            binds.push(value);
+            sql.push_str(&format!(" AND {column} ${}", binds.len()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY m.id DESC LIMIT ${}", binds.len() + 1));
+    let mut query = sqlx::query(&sql);
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.bind(limit).fetch_all(&db.pool).await?;
+    rows.iter().map(item_from_row).collect()
+}
+
 /// Items of these blobs the caller may find: their own (any visibility), public ones,
 /// or all for an admin.
 pub async fn items_of_blobs(

@@ -22,6 +22,7 @@ mod receiver;
 mod redis;
 mod storage;
 mod transform;
+mod ui;
 mod uploads;
 mod video;
 mod video_fixtures;

@@ -150,7 +150,8 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_documented_and_every_documented_operation_is_routed() {
     let app = spawn_app(Backend::Sqlite).await;
-    let router = server::router(app.state.clone());
+    // The pages for browsers (`Domain::pages`) are not API operations.
+    let router = server::api_router(&app.state).with_state(app.state.clone());
     let routes = routed(&router);
     assert!(routes.len() > 40, "the router walk found only {routes:?}");
     let doc = app.openapi().await;

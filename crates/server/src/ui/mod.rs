@@ -1,0 +1,270 @@
+//! The web UI: server-rendered pages (askama templates in `ui/templates`) with a little
+//! JavaScript of our own and the npm libraries in `ui/package.json`, all built into the
+//! binary (`assets`). It sits above every other domain and acts only through their
+//! functions and the JSON API, so a page can do nothing a program cannot.
+//!
+//! Signing in gives the browser a session cookie (`identity::browser`); every form and
+//! every script request that changes state carries the CSRF token of that cookie. Pages
+//! are sent with a strict Content-Security-Policy: scripts and styles only from this
+//! origin, none inline.
+
+pub mod assets;
+mod library;
+mod sign_in;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::identity::browser::{self, PRE_COOKIE, SESSION_COOKIE};
+use crate::identity::Caller;
+use crate::kernel::error::AppError;
+use crate::AppState;
+
+/// The UI's registration.
+pub struct Ui;
+
+impl crate::domain::Domain for Ui {
+    fn name(&self) -> &'static str {
+        "ui"
+    }
+
+    fn pages(&self) -> Router<AppState> {
+        let pages = Router::new()
+            .route("/", get(home))
+            .merge(sign_in::pages())
+            .merge(library::pages())
+            .layer(axum::middleware::from_fn(page_headers))
+            .layer(tower_http::compression::CompressionLayer::new());
+        // Assets are compressed at build time and cached for good: no page headers.
+        pages.route("/assets/{file}", get(assets::get_asset))
+    }
+}
+
+/// The Content-Security-Policy of every page: nothing inline, nothing from elsewhere
+/// (hls.js plays through `blob:` media and may start a `blob:` worker; thumbhash
+/// placeholders are `data:` images).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+    worker-src 'self' blob:; font-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// Adds the security headers every page carries; a page is personal, so never cached.
+async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The signed-in person a page is for.
+pub struct Person {
+    pub user_id: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub caller: Caller,
+}
+
+/// What the page layout (`base.html`) needs: title, the CSRF token for its forms and
+/// scripts, and who is signed in.
+pub struct Shell {
+    pub title: String,
+    pub csrf: String,
+    pub person: Option<Person>,
+    /// The nav entry to mark as current.
+    pub section: &'static str,
+}
+
+impl Shell {
+    pub fn asset(&self, name: &str) -> String {
+        assets::url(name)
+    }
+
+    pub fn username(&self) -> &str {
+        self.person.as_ref().map_or("", |p| p.username.as_str())
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.person.as_ref().is_some_and(|p| p.is_admin)
+    }
+
+    pub fn signed_in(&self) -> bool {
+        self.person.is_some()
+    }
+
+    pub fn current(&self, section: &str) -> &'static str {
+        if self.section == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// A browser's visit: its session (if signed in) and the CSRF binding of its cookie. A
+/// browser without either cookie is given a pre-session cookie by [`Visit::render`].
+pub struct Visit {
+    pub person: Option<Person>,
+    binding: Option<String>,
+    new_pre: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let person = match browser::cookie(&parts.headers, SESSION_COOKIE) {
+            Some(secret) => match state.identity.auth.authenticate_cookie(secret).await {
+                Ok(caller) => person_of(state, caller).await,
+                // An ended session: forget the cookie and carry on signed out.
+                Err(AppError::Client { .. }) => None,
+                Err(e) => return Err(error_page(None, e)),
+            },
+            None => None,
+        };
+        let binding = match &person {
+            Some(_) => browser::cookie(&parts.headers, SESSION_COOKIE),
+            None => browser::cookie(&parts.headers, PRE_COOKIE),
+        };
+        let (binding, new_pre) = match binding {
+            Some(b) => (Some(b.to_string()), None),
+            None => {
+                let pre = browser::new_pre_secret();
+                (Some(pre.clone()), Some(pre))
+            }
+        };
+        Ok(Visit {
+            person,
+            binding,
+            new_pre,
+        })
+    }
+}
+
+async fn person_of(state: &AppState, caller: Caller) -> Option<Person> {
+    let user = crate::identity::users::find_by_id(&state.db, &caller.user_id)
+        .await
+        .ok()
+        .flatten()?;
+    Some(Person {
+        user_id: user.id,
+        username: user.username,
+        is_admin: caller.is_admin,
+        caller,
+    })
+}
+
+impl Visit {
+    /// The layout for a page titled `title`.
+    pub fn shell(&mut self, state: &AppState, title: &str, section: &'static str) -> Shell {
+        Shell {
+            title: title.to_string(),
+            csrf: self
+                .binding
+                .as_deref()
+                .map(|b| browser::csrf_token(state, b))
+                .unwrap_or_default(),
+            person: self.person.take(),
+            section,
+        }
+    }
+
+    /// The page, with a pre-session cookie if this browser had none.
+    pub fn render(&self, state: &AppState, status: StatusCode, page: impl Template) -> Response {
+        let mut response = html(status, page);
+        if let Some(pre) = &self.new_pre {
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                browser::set_cookie(state, PRE_COOKIE, Some(pre)),
+            );
+        }
+        response
+    }
+}
+
+fn html(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response()
+        }
+    }
+}
+
+/// The status and the words a person sees for an error: the API's own message for
+/// anything they caused, never internals.
+pub fn shown(error: AppError) -> (StatusCode, String) {
+    match error {
+        AppError::Client {
+            status, message, ..
+        } => (status, message),
+        AppError::TooMany { message, .. } => (StatusCode::TOO_MANY_REQUESTS, message),
+        AppError::Busy { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "the server is busy; try again in a moment".into(),
+        ),
+        AppError::Internal(err) => {
+            tracing::error!(error = ?err, "internal error on a page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "something went wrong on the server; try again later".into(),
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    shell: Shell,
+    message: String,
+}
+
+/// A whole page for an error.
+pub fn error_page(person: Option<Person>, error: AppError) -> Response {
+    let (status, message) = shown(error);
+    let shell = Shell {
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        csrf: String::new(),
+        person,
+        section: "",
+    };
+    html(status, ErrorPage { shell, message })
+}
+
+/// `/`: the library when signed in, else the sign-in page.
+async fn home(visit: Visit) -> Redirect {
+    match visit.person {
+        Some(_) => Redirect::to("/library"),
+        None => Redirect::to("/signin"),
+    }
+}
+
+/// The CSRF token of a form must match the browser's cookie.
+pub fn check_form(state: &AppState, headers: &HeaderMap, token: &str) -> Result<(), AppError> {
+    browser::check_csrf(state, headers, Some(token))
+}

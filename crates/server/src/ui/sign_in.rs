@@ -1,0 +1,202 @@
+//! Sign in, sign up and sign out: forms that work without JavaScript, checked against
+//! the browser's CSRF token, through identity's own functions (rate limits, lockout,
+//! audit), ending in a session cookie.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::{check_form, shown, Shell, Visit};
+use crate::identity::auth::ClientInfo;
+use crate::identity::browser::{self, PRE_COOKIE, SESSION_COOKIE};
+use crate::identity::{self, AuditEvent, RegisterRequest};
+use crate::AppState;
+
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/signin", get(sign_in_page).post(sign_in))
+        .route("/signup", get(sign_up_page).post(sign_up))
+        .route("/signout", post(sign_out))
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    shell: Shell,
+    error: Option<String>,
+    username: String,
+    open_registration: bool,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignUpPage {
+    shell: Shell,
+    error: Option<String>,
+    username: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct SignUpForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+async fn sign_in_page(State(state): State<AppState>, mut visit: Visit) -> Response {
+    if visit.person.is_some() {
+        return Redirect::to("/library").into_response();
+    }
+    let page = SignInPage {
+        shell: visit.shell(&state, "Sign in", "signin"),
+        error: None,
+        username: String::new(),
+        open_registration: state.settings.auth.open_registration,
+    };
+    visit.render(&state, StatusCode::OK, page)
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    mut visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let done = async {
+        check_form(&state, &headers, &form.csrf)?;
+        let user = identity::check_password_sign_in(&state, &client, &form.username, form.password)
+            .await?;
+        let secret = browser::start(&state, &user.id, "password", &client).await?;
+        AuditEvent::by_user("login_succeeded", &user.id, &client)
+            .detail(serde_json::json!({ "method": "password", "browser": true }))
+            .record(&state.db)
+            .await;
+        Ok::<_, crate::kernel::error::AppError>(secret)
+    }
+    .await;
+    match done {
+        Ok(secret) => signed_in(&state, &secret),
+        Err(e) => {
+            let (status, message) = shown(e);
+            let page = SignInPage {
+                shell: visit.shell(&state, "Sign in", "signin"),
+                error: Some(message),
+                username: form.username,
+                open_registration: state.settings.auth.open_registration,
+            };
+            visit.render(&state, status, page)
+        }
+    }
+}
+
+/// To the library, with the session cookie set and the pre-session one dropped.
+fn signed_in(state: &AppState, secret: &str) -> Response {
+    let mut response = Redirect::to("/library").into_response();
+    let h = response.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        browser::set_cookie(state, SESSION_COOKIE, Some(secret)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        browser::set_cookie(state, PRE_COOKIE, None),
+    );
+    response
+}
+
+async fn sign_up_page(State(state): State<AppState>, mut visit: Visit) -> Response {
+    if visit.person.is_some() {
+        return Redirect::to("/library").into_response();
+    }
+    let page = SignUpPage {
+        shell: visit.shell(&state, "Create an account", "signup"),
+        error: None,
+        username: String::new(),
+        email: String::new(),
+    };
+    visit.render(&state, StatusCode::OK, page)
+}
+
+async fn sign_up(
+    State(state): State<AppState>,
+    mut visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(form): Form<SignUpForm>,
+) -> Response {
+    let done = async {
+        check_form(&state, &headers, &form.csrf)?;
+        let req = RegisterRequest {
+            username: form.username.clone(),
+            password: form.password.clone(),
+            email: Some(form.email.trim().to_string()).filter(|e| !e.is_empty()),
+        };
+        let user = identity::sign_up(&state, &client, req).await?;
+        browser::start(&state, &user.id, "password", &client).await
+    }
+    .await;
+    match done {
+        Ok(secret) => signed_in(&state, &secret),
+        Err(e) => {
+            let (status, message) = shown(e);
+            let page = SignUpPage {
+                shell: visit.shell(&state, "Create an account", "signup"),
+                error: Some(message),
+                username: form.username,
+                email: form.email,
+            };
+            visit.render(&state, status, page)
+        }
+    }
+}
+
+/// Ends the browser's session (the row is revoked, so the cookie is dead everywhere).
+async fn sign_out(
+    State(state): State<AppState>,
+    visit: Visit,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(e) = check_form(&state, &headers, &form.csrf) {
+        return super::error_page(visit.person, e);
+    }
+    if let Some(id) = visit.person.as_ref().and_then(|p| p.caller.session_id()) {
+        if let Err(e) = identity::sessions::revoke(&state.db, id, "signed_out").await {
+            return super::error_page(None, e.into());
+        }
+        state.identity.auth.forget();
+    }
+    let mut response = Redirect::to("/signin").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        browser::set_cookie(&state, SESSION_COOKIE, None),
+    );
+    response
+}

@@ -1,0 +1,332 @@
+//! The web UI's server side, over HTTP as a browser sends it: the sign-up and sign-in
+//! forms with their CSRF tokens, the session cookie's attributes, the cookie on the JSON
+//! API (CSRF header on writes), the security headers, the library's owner scoping, and
+//! the fingerprinted, pre-compressed assets. The browser suite (Chromium) drives the
+//! same pages end to end.
+
+use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_ENCODING, SET_COOKIE};
+use reqwest::StatusCode;
+
+use crate::fixtures;
+use crate::helpers::{spawn_app, Backend, TestApp};
+
+/// A browser's cookie jar for one test: the cookies it was given, sent back by hand so
+/// the test sees every `Set-Cookie`.
+#[derive(Default)]
+struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn take(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.0.retain(|(n, _)| n != name);
+            if !value.is_empty() && !text.contains("Max-Age=0") {
+                self.0.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// The response's status, headers and body, its cookies put in the jar.
+async fn kept(jar: &mut Jar, resp: reqwest::Response) -> (StatusCode, HeaderMap, String) {
+    jar.take(resp.headers());
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    (status, headers, resp.text().await.unwrap())
+}
+
+/// GETs a page with the jar, keeping its cookies; returns status, headers and body.
+async fn page(app: &TestApp, jar: &mut Jar, path: &str) -> (StatusCode, HeaderMap, String) {
+    let resp = app
+        .client
+        .get(app.url(path))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    kept(jar, resp).await
+}
+
+async fn post_form(
+    app: &TestApp,
+    jar: &mut Jar,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .header("cookie", jar.header())
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    kept(jar, resp).await
+}
+
+/// The CSRF token a page rendered into its `<meta>`.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf-token" content=""#)
+        .expect("csrf meta")
+        + 27;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// Signs `name` up through the form; returns the browser's jar, signed in.
+async fn sign_up(app: &TestApp, name: &str) -> Jar {
+    let mut jar = Jar::default();
+    let (status, _, html) = page(app, &mut jar, "/signup").await;
+    assert_eq!(status, StatusCode::OK);
+    let token = csrf_of(&html);
+    let form = [
+        ("_csrf", token.as_str()),
+        ("username", name),
+        ("password", "correct horse battery"),
+    ];
+    let (status, headers, _) = post_form(app, &mut jar, "/signup", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "sign-up redirects");
+    assert_eq!(headers["location"], "/library");
+    assert!(jar.has("fh_session"), "signed in by a cookie");
+    jar
+}
+
+crate::both_backends!(
+    signing_up_by_the_form_gives_an_httponly_lax_session_cookie_that_the_api_accepts,
+    a_form_or_an_api_write_without_the_csrf_token_is_refused,
+);
+
+async fn signing_up_by_the_form_gives_an_httponly_lax_session_cookie_that_the_api_accepts(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let mut jar = Jar::default();
+    let (status, headers, html) = page(&app, &mut jar, "/signup").await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert!(!html.contains("<script>"), "no inline script");
+    let token = csrf_of(&html);
+    let form = [
+        ("_csrf", token.as_str()),
+        ("username", "ada"),
+        ("password", "correct horse battery"),
+    ];
+    let resp = app
+        .client
+        .post(app.url("/signup"))
+        .header("cookie", jar.header())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = (resp.headers().get_all(SET_COOKIE).iter())
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("fh_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http here: {cookie}");
+    jar.take(resp.headers());
+
+    // The library, the API and media delivery all know the browser by the cookie.
+    let (status, _, html) = page(&app, &mut jar, "/library").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("ada") && html.contains("Nothing here yet"),
+        "{html}"
+    );
+    let resp = app
+        .client
+        .get(app.url("/api/v1/account"))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let account: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(account["username"], "ada");
+
+    // Signing out revokes the session: the same cookie no longer works.
+    let (_, _, html) = page(&app, &mut jar, "/library").await;
+    let token = csrf_of(&html);
+    let old = jar.header();
+    let (status, headers, _) = post_form(&app, &mut jar, "/signout", &[("_csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/signin");
+    assert!(!jar.has("fh_session"));
+    let resp = app
+        .client
+        .get(app.url("/api/v1/account"))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn a_form_or_an_api_write_without_the_csrf_token_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut jar = Jar::default();
+    page(&app, &mut jar, "/signup").await;
+    let form = [
+        ("username", "mallory"),
+        ("password", "correct horse battery"),
+    ];
+    let (status, _, html) = post_form(&app, &mut jar, "/signup", &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        html.contains("reload the page"),
+        "the API's message is shown: {html}"
+    );
+    let wrong = [
+        ("_csrf", "0000"),
+        ("username", "mallory"),
+        ("password", "correct horse battery"),
+    ];
+    let (status, _, _) = post_form(&app, &mut jar, "/signup", &wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users").await,
+        0,
+        "no account made"
+    );
+
+    // With the cookie, reads need nothing more; writes need the page's token.
+    let mut jar = sign_up(&app, "ada").await;
+    let item = app
+        .upload_ok(
+            &app.login("ada", "correct horse battery").await,
+            fixtures::png(64, 48),
+            "",
+        )
+        .await;
+    let id = item["id"].as_str().unwrap();
+    let cookies = jar.header();
+    let change = || {
+        app.client
+            .patch(app.url(&format!("/api/v1/media/{id}")))
+            .header("cookie", cookies.clone())
+            .json(&serde_json::json!({ "title": "renamed" }))
+    };
+    let refused = change().send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (_, code) = crate::helpers::error_code(refused).await;
+    assert_eq!(code, "csrf_failed");
+    let (_, _, html) = page(&app, &mut jar, "/library").await;
+    let token = csrf_of(&html);
+    let done = change()
+        .header("x-csrf-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    // A token of another browser's cookie is no good either.
+    let other = sign_up(&app, "bob").await;
+    let resp = app
+        .client
+        .patch(app.url(&format!("/api/v1/media/{id}")))
+        .header("cookie", other.header())
+        .header("x-csrf-token", &token)
+        .json(&serde_json::json!({ "title": "stolen" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_library_lists_only_the_signed_in_persons_items() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut ada = sign_up(&app, "ada").await;
+    let mut bob = sign_up(&app, "bob").await;
+    let token = app.login("ada", "correct horse battery").await;
+    let item = app
+        .upload_ok(&token, fixtures::png(64, 48), "title=sunset")
+        .await;
+    let id = item["id"].as_str().unwrap().to_string();
+    app.wait_processed(&token, &id).await;
+    let (_, _, html) = page(&app, &mut ada, "/library").await;
+    assert!(
+        html.contains(&format!("/items/{id}")) && html.contains("sunset"),
+        "{html}"
+    );
+    assert!(
+        html.contains("srcset=") && html.contains("loading=\"lazy\""),
+        "{html}"
+    );
+    let (_, _, html) = page(&app, &mut ada, "/library?kind=video").await;
+    assert!(!html.contains(&id), "filtered out by kind");
+    let (_, _, html) = page(&app, &mut bob, "/library").await;
+    assert!(!html.contains(&id), "bob does not see ada's private item");
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{id}")))
+        .header("cookie", bob.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "nor by URL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_fingerprinted_precompressed_and_cached_for_good() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut jar = Jar::default();
+    let (_, _, html) = page(&app, &mut jar, "/signin").await;
+    let at = html.find("/assets/app.").expect("stylesheet link");
+    let path = html[at..].split('"').next().unwrap().to_string();
+    assert!(
+        path.ends_with(".css") && path.len() > "/assets/app..css".len() + 8,
+        "{path}"
+    );
+    let resp = app
+        .client
+        .get(app.url(&path))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[CONTENT_ENCODING], "br");
+    assert!(resp.headers()[CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let plain = app.client.get(app.url(&path)).send().await.unwrap();
+    assert!(plain.headers().get(CONTENT_ENCODING).is_none());
+    assert!(plain.text().await.unwrap().contains("--accent"));
+    let missing = app
+        .client
+        .get(app.url("/assets/app.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.status(),
+        StatusCode::NOT_FOUND,
+        "only fingerprinted names"
+    );
+}
