@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use moka::future::Cache;
 use sqlx::Row;
 
@@ -250,7 +251,7 @@ impl FromRequestParts<AppState> for Account {
 }
 
 async fn required(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
-    match present(parts, state).await? {
+    match present(parts, state, false).await? {
         Some(caller) => Ok(caller),
         None => Err(AppError::unauthorized(
             "sign in first: send `Authorization: Bearer <token>`",
@@ -260,8 +261,13 @@ async fn required(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
 
 /// The caller of a bearer credential, else of the browser's session cookie (which, on a
 /// request that changes state, must come with its CSRF token in `X-CSRF-Token`); `None`
-/// when neither is sent.
-async fn present(parts: &Parts, state: &AppState) -> Result<Option<Caller>, AppError> {
+/// when neither is sent. With `lenient`, an ended session's cookie counts as none: a
+/// browser does not choose to send it, so a public image must still load.
+async fn present(
+    parts: &Parts,
+    state: &AppState,
+    lenient: bool,
+) -> Result<Option<Caller>, AppError> {
     if let Some(token) = bearer(parts)? {
         return state.identity.auth.authenticate(token).await.map(Some);
     }
@@ -273,12 +279,13 @@ async fn present(parts: &Parts, state: &AppState) -> Result<Option<Caller>, AppE
         let sent = (parts.headers.get(super::browser::CSRF_HEADER)).and_then(|v| v.to_str().ok());
         super::browser::check_csrf(state, &parts.headers, sent)?;
     }
-    state
-        .identity
-        .auth
-        .authenticate_cookie(secret)
-        .await
-        .map(Some)
+    match state.identity.auth.authenticate_cookie(secret).await {
+        Ok(caller) => Ok(Some(caller)),
+        Err(AppError::Client { status, .. }) if lenient && status == StatusCode::UNAUTHORIZED => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, AppError> {
@@ -306,7 +313,7 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(caller) = present(parts, state).await? else {
+        let Some(caller) = present(parts, state, true).await? else {
             return Ok(Viewer(None));
         };
         caller.require(Scope::MediaRead)?;

@@ -145,11 +145,9 @@ impl FromRequestParts<AppState> for Visit {
             },
             None => None,
         };
-        let binding = match &person {
-            Some(_) => browser::cookie(&parts.headers, SESSION_COOKIE),
-            None => browser::cookie(&parts.headers, PRE_COOKIE),
-        };
-        let (binding, new_pre) = match binding {
+        // The same cookie `check_csrf` will bind to (an ended session's too, until a
+        // sign-in replaces it), so the forms of this page pass.
+        let (binding, new_pre) = match browser::binding(&parts.headers) {
             Some(b) => (Some(b.to_string()), None),
             None => {
                 let pre = browser::new_pre_secret();

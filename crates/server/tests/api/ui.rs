@@ -330,3 +330,42 @@ async fn assets_are_fingerprinted_precompressed_and_cached_for_good() {
         "only fingerprinted names"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_with_an_ended_session_still_sees_public_media_and_can_sign_in_again() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut jar = sign_up(&app, "ada").await;
+    let token = app.login("ada", "correct horse battery").await;
+    let item = app
+        .upload_ok(&token, fixtures::png(64, 48), "visibility=public")
+        .await;
+    let id = item["id"].as_str().unwrap().to_string();
+    app.wait_processed(&token, &id).await;
+    // The session ends elsewhere (revoked from another device); the cookie stays.
+    sqlx::query("UPDATE sessions SET revoked_at = 1 WHERE cookie_hash IS NOT NULL")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    app.state.identity.auth.forget();
+    let resp = app
+        .client
+        .get(app.url(&format!("/media/{id}/thumb.webp")))
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "a public image loads anyway");
+    let (status, _, html) = page(&app, &mut jar, "/signin").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("username", "ada"),
+        ("password", "correct horse battery"),
+    ];
+    let (status, headers, body) = post_form(&app, &mut jar, "/signin", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed in again: {body}");
+    assert_eq!(headers["location"], "/library");
+    let (_, _, html) = page(&app, &mut jar, "/library").await;
+    assert!(html.contains(&format!("/items/{id}")), "{html}");
+}
