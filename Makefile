@@ -45,6 +45,7 @@ bench:
 	bench/delivery.sh
 	bench/video.sh
 	bench/auth.sh
+	bench/ui.sh
 	bench/events.sh
 	bench/cluster.sh
 	bench/tus.sh

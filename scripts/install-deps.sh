@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh run    build + run (libvips, pkg-config, node + the web UI's npm deps)
 #   scripts/install-deps.sh test   also what the tests need (PostgreSQL server, ffmpeg,
 #                                  dnsmasq, nginx, RabbitMQ, Redis, Chromium, node + the npm deps of the test OIDC provider
-#                                  and of tus-js-client,
+#                                  and of tus-js-client, playwright-core and axe,
 #                                  a Python venv with schemathesis and standardwebhooks)
 #   scripts/install-deps.sh bench  also what the benchmarks compare against
 set -euo pipefail
@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(pkg-config libvips-dev fonts-dejavu-core)
 case "$mode" in
   test) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server chromium) ;;
-  bench) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server libvips-tools wrk hyperfine time argon2) ;;
+  bench) packages+=(postgresql ffmpeg python3 python3-venv dnsmasq-base nginx-light rabbitmq-server redis-server chromium libvips-tools wrk hyperfine time argon2) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
@@ -34,11 +34,12 @@ fi
 
 # npm deps, installed outside the work tree and only again when a package-lock.json
 # changes: the web UI's browser libraries (crates/server/ui, read by its build script)
-# always; the test OIDC provider (tests/oidc-provider) and the tus client the tests run
-# (tests/tus-clients) for tests and benchmarks.
+# always; the test OIDC provider (tests/oidc-provider), the tus client the tests run
+# (tests/tus-clients) and the browser suite's playwright-core, axe and hls.js
+# (tests/browser) for tests and benchmarks.
 npm_dirs=(crates/server/ui)
 case "$mode" in
-  test|bench) npm_dirs+=(tests/oidc-provider tests/tus-clients) ;;
+  test|bench) npm_dirs+=(tests/oidc-provider tests/tus-clients tests/browser) ;;
 esac
 for dir in "${npm_dirs[@]}"; do
   pkg=$(basename "$dir")

@@ -110,6 +110,24 @@ cp "$(dirname "$0")/../tests/tus-clients/upload.mjs" "$tmp/tus-js/upload.mjs"
 ln -s "$tus_modules" "$tmp/tus-js/node_modules"
 export FRAMEHOUSE_TEST_TUS_JS="$tmp/tus-js/upload.mjs"
 
+# The web UI's browser suite: tests/browser/suite.mjs next to a link to its npm deps
+# (playwright-core, axe, hls.js), driving Debian's Chromium.
+browser_modules="${FRAMEHOUSE_NODE_CACHE:-$HOME/.cache/framehouse-node}/browser/node_modules"
+if [ ! -d "$browser_modules/playwright-core" ]; then
+  echo "playwright-core not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+chromium_bin=$(command -v chromium || true)
+if [ -z "$chromium_bin" ]; then
+  echo "chromium not found (run scripts/install-deps.sh test)" >&2
+  exit 1
+fi
+mkdir "$tmp/browser"
+cp "$(dirname "$0")/../tests/browser/suite.mjs" "$tmp/browser/suite.mjs"
+ln -s "$browser_modules" "$tmp/browser/node_modules"
+export FRAMEHOUSE_TEST_BROWSER_SUITE="$tmp/browser/suite.mjs"
+export FRAMEHOUSE_TEST_CHROMIUM="$chromium_bin"
+
 # DNS: names that resolve to internal addresses, for the SSRF tests (nothing else resolves).
 dnsmasq_bin=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 if [ ! -x "$dnsmasq_bin" ]; then

@@ -5,7 +5,7 @@
 //! `parallelUploads: 4` (concatenation) too. On the local store and on SeaweedFS.
 //! The services come from `scripts/with-test-services.sh`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -69,15 +69,7 @@ async fn upload_with(
         .stderr(Stdio::piped())
         .spawn()
         .expect("the client starts");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut rx = server::stdout_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut killed = false;
     let mut last = 0;

@@ -28,8 +28,14 @@ pub trait Domain: Sync {
         OpenApiRouter::new()
     }
 
+    /// Its byte-serving routes (files, transforms, playlists), registered with their
+    /// OpenAPI entries and open to every origin (`kernel::cors::delivery`).
+    fn delivery(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+    }
+
     /// Its pages for browsers (HTML, outside the API document), served by the api role.
-    fn pages(&self) -> axum::Router<AppState> {
+    fn pages(&self, _state: &AppState) -> axum::Router<AppState> {
         axum::Router::new()
     }
 

@@ -192,14 +192,23 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The routes of every domain (the api role) and of operations, with the OpenAPI
-/// document they make together.
-pub fn routes(with_api: bool) -> OpenApiRouter<AppState> {
+/// document they make together. The API answers the origins of `http.cors_origins`;
+/// delivery answers every origin (`kernel::cors`).
+pub fn routes(settings: &Settings) -> OpenApiRouter<AppState> {
     let mut app = ops::routes();
-    if with_api {
-        app = app.merge(ops::api_routes());
+    if settings.roles.contains(&Role::Api) {
+        let mut api = ops::api_routes();
+        let mut delivery = OpenApiRouter::new();
         for domain in DOMAINS {
-            app = app.merge(domain.routes());
+            api = api.merge(domain.routes());
+            delivery = delivery.merge(domain.delivery());
         }
+        if let Some(cors) = kernel::cors::api(&settings.http) {
+            api = api.layer(cors);
+        }
+        app = app
+            .merge(api)
+            .merge(delivery.layer(kernel::cors::delivery()));
     }
     app
 }
@@ -207,7 +216,7 @@ pub fn routes(with_api: bool) -> OpenApiRouter<AppState> {
 /// The API's HTTP surface: its routes when the `api` role runs, operations always, and
 /// the OpenAPI document they make.
 pub fn api_router(state: &AppState) -> Router<AppState> {
-    let (app, openapi) = routes(state.settings.roles.contains(&Role::Api)).split_for_parts();
+    let (app, openapi) = routes(&state.settings).split_for_parts();
     app.merge(ops::openapi_router(ops::document(openapi)))
 }
 
@@ -217,7 +226,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = api_router(&state);
     if state.settings.roles.contains(&Role::Api) {
         for domain in DOMAINS {
-            app = app.merge(domain.pages());
+            app = app.merge(domain.pages(&state));
         }
     }
     app.layer(axum::middleware::from_fn(ops::track_requests))
@@ -238,6 +247,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
+        kernel::cors::check(&settings.http).map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;

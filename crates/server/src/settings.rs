@@ -15,6 +15,7 @@ pub use crate::identity::settings::{
     AuthSettings, NotifierSettings, OidcProviderSettings, RateLimitSettings, RateRule,
 };
 pub use crate::kernel::cache::CacheSettings;
+pub use crate::kernel::cors::HttpSettings;
 pub use crate::kernel::db::DatabaseSettings;
 pub use crate::kernel::net::ResolverSettings;
 pub use crate::kernel::nodes::ClusterSettings;
@@ -24,6 +25,7 @@ pub use crate::kernel::storage::StorageSettings;
 pub use crate::media::settings::{DeliverySettings, GcSettings, LimitSettings};
 pub use crate::playback::settings::PlaybackSettings;
 pub use crate::transform::settings::{PresetEntry, TransformSettings, WatermarkSettings};
+pub use crate::ui::settings::UiSettings;
 pub use crate::uploads::settings::UploadSettings;
 pub use crate::video::settings::VideoSettings;
 pub use crate::webhooks::settings::WebhookSettings;
@@ -94,6 +96,7 @@ pub struct Settings {
     pub trusted_proxies: Vec<crate::kernel::netrange::NetRange>,
     pub worker: WorkerSettings,
     // Kernel sections.
+    pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub storage: StorageSettings,
     pub events: EventSettings,
@@ -111,6 +114,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub broker: BrokerSettings,
     pub uploads: UploadSettings,
+    pub ui: UiSettings,
 }
 
 fn roles_from_list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
@@ -150,6 +154,7 @@ impl Default for Settings {
             public_url: None,
             trusted_proxies: Vec::new(),
             worker: WorkerSettings::default(),
+            http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             storage: StorageSettings::default(),
             events: EventSettings::default(),
@@ -166,6 +171,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             broker: BrokerSettings::default(),
             uploads: UploadSettings::default(),
+            ui: UiSettings::default(),
         }
     }
 }

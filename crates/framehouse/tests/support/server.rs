@@ -177,3 +177,19 @@ pub fn bmp_header(side: u32) -> (Vec<u8>, u32) {
     header.extend_from_slice(&[0; 16]);
     (header, row)
 }
+
+/// The lines a child prints on stdout, as they come, on a channel (read by a thread, so a
+/// test can wait on them with a timeout).
+pub fn stdout_lines(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use std::io::BufRead;
+    let lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

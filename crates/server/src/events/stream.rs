@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::IntoParams;
 
 use super::select;
-use crate::identity::auth::bearer_of;
+use crate::identity::auth::Presented;
 use crate::identity::Caller;
 use crate::kernel::error::{AppError, AppQuery, AppResult};
 use crate::kernel::outbox::feed::Batch;
@@ -117,13 +117,14 @@ pub async fn stream_events(
     if resume.is_none() {
         selection.after = crate::kernel::outbox::head(&state.db).await?;
     }
-    let token = bearer_of(&headers)?.unwrap_or_default().to_string();
+    let credential = Presented::of(&headers)?
+        .ok_or_else(|| AppError::unauthorized("sign in to follow events"))?;
     let follower = Follower {
         _slot: slot,
         state,
         user_id: caller.user_id.clone(),
         all,
-        token,
+        credential,
         filter: selection.filter,
         position: selection.after,
         live,
@@ -144,7 +145,7 @@ struct Follower {
     user_id: String,
     /// An administrator's stream of everyone's events: it ends when they stop being one.
     all: bool,
-    token: String,
+    credential: Presented,
     filter: Filter,
     /// The last event sent (or the start).
     position: Position,
@@ -199,7 +200,7 @@ impl Follower {
             return true;
         }
         self.checked_at = Instant::now();
-        match self.state.identity.auth.authenticate(&self.token).await {
+        match self.credential.check(&self.state.identity.auth).await {
             Ok(caller) => {
                 caller.user_id == self.user_id
                     && (!self.all || caller.require(crate::identity::Scope::Admin).is_ok())

@@ -309,6 +309,32 @@ pub fn bearer_of(headers: &axum::http::HeaderMap) -> Result<Option<&str>, AppErr
     }
 }
 
+/// The credential a request presented, kept by a long-lived response (an event stream)
+/// to check again while it runs.
+pub enum Presented {
+    Bearer(String),
+    Cookie(String),
+}
+
+impl Presented {
+    /// The credential of `headers`, as [`Caller`] would pick it: the bearer first.
+    pub fn of(headers: &axum::http::HeaderMap) -> Result<Option<Presented>, AppError> {
+        if let Some(token) = bearer_of(headers)? {
+            return Ok(Some(Presented::Bearer(token.to_string())));
+        }
+        let cookie = super::browser::cookie(headers, super::browser::SESSION_COOKIE);
+        Ok(cookie.map(|c| Presented::Cookie(c.to_string())))
+    }
+
+    /// Who the credential stands for now.
+    pub async fn check(&self, auth: &Authenticator) -> Result<Caller, AppError> {
+        match self {
+            Presented::Bearer(token) => auth.authenticate(token).await,
+            Presented::Cookie(secret) => auth.authenticate_cookie(secret).await,
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = AppError;
 
@@ -342,6 +368,8 @@ const REVOCATIONS: &str = "revocations";
 struct Principal {
     id: String,
     user_id: String,
+    /// For pages, which name the signed-in person without another query.
+    username: String,
     is_admin: bool,
     scopes: Scopes,
     /// Not revoked and the user not disabled.
@@ -468,6 +496,13 @@ impl Authenticator {
     /// The caller of a browser session cookie. An active session's expiry slides
     /// forward with use, written at most once a minute per node.
     pub async fn authenticate_cookie(&self, secret: &str) -> Result<Caller, AppError> {
+        self.authenticate_browser(secret)
+            .await
+            .map(|(caller, _)| caller)
+    }
+
+    /// [`Self::authenticate_cookie`], with the signed-in person's username.
+    pub async fn authenticate_browser(&self, secret: &str) -> Result<(Caller, String), AppError> {
         let hash = super::secret_hash(secret);
         let principal = self
             .cached(&format!("c:{hash}"), || session_by_cookie(&self.db, &hash))
@@ -487,12 +522,13 @@ impl Authenticator {
                 }
             });
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id: p.user_id.clone(),
             is_admin: p.is_admin,
             scopes: p.scopes,
             credential: Credential::Session(p.id.clone()),
-        })
+        };
+        Ok((caller, p.username.clone()))
     }
 
     async fn api_key(&self, key: &str) -> Result<Caller, AppError> {
@@ -573,7 +609,7 @@ async fn session_where(
 ) -> Result<Option<Principal>, sqlx::Error> {
     let sql = format!(
         "SELECT s.id, s.user_id, s.revoked_at, s.expires_at, s.last_used_at, u.is_admin,
-                u.disabled_at
+                u.disabled_at, u.username
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE {column} = $1"
     );
     let row = sqlx::query(&sql)
@@ -589,6 +625,7 @@ async fn session_where(
     Ok(Some(Principal {
         id,
         user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
         is_admin,
         scopes: Scopes::of_user(is_admin),
         active,
@@ -600,7 +637,7 @@ async fn session_where(
 async fn api_key(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT k.id, k.user_id, k.scopes, k.expires_at, k.revoked_at, k.last_used_at,
-                u.is_admin, u.disabled_at
+                u.is_admin, u.disabled_at, u.username
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.hash = $1",
     )
     .bind(hash)
@@ -610,6 +647,7 @@ async fn api_key(db: &Db, hash: &str) -> Result<Option<Principal>, sqlx::Error> 
     Ok(Some(Principal {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         scopes: Scopes::from_db(&row.try_get::<String, _>("scopes")?),
         active: row.try_get::<Option<i64>, _>("revoked_at")?.is_none()

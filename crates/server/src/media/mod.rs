@@ -64,8 +64,11 @@ impl Domain for Media {
             .routes(routes!(get_media, update_media, delete_media))
             .routes(routes!(similar::similar_media))
             .routes(routes!(lookup::lookup_media))
-            .routes(routes!(delivery::get_file))
             .merge(jobs::routes())
+    }
+
+    fn delivery(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new().routes(routes!(delivery::get_file))
     }
 
     fn event_types(&self) -> &'static [&'static str] {

@@ -202,7 +202,7 @@ pub async fn items_of_owner_filtered(
     let mut binds: Vec<&str> = vec![owner];
     for (column, value) in [
         ("m.id <", before),
-        ("m.kind =", kind),
+        ("b.kind =", kind),
         ("m.visibility =", visibility),
     ] {
         if let Some(value) = value {

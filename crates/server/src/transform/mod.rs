@@ -42,9 +42,11 @@ impl Domain for Transform {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
-        OpenApiRouter::new()
-            .routes(routes!(get_transform))
-            .routes(routes!(create_signed_url))
+        OpenApiRouter::new().routes(routes!(create_signed_url))
+    }
+
+    fn delivery(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new().routes(routes!(get_transform))
     }
 
     fn jobs(&self, state: &AppState) -> Vec<Job> {

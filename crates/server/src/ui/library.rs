@@ -52,31 +52,18 @@ pub struct Card {
 
 impl Card {
     fn of(item: MediaItem) -> Card {
-        let mut webp: Vec<_> = item
-            .variants
-            .iter()
-            .filter(|v| v.format == "webp")
-            .collect();
-        webp.sort_by_key(|v| v.width);
-        let srcset = webp
-            .iter()
-            .map(|v| format!("{} {}w", v.url, v.width))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (width, height) = match webp.last() {
-            Some(v) => (v.width, v.height),
+        let pictures = super::Pictures::of(&item, None);
+        let (width, height) = match &pictures.largest {
+            Some((_, w, h)) => (*w, *h),
             None => (item.width.max(1), item.height.max(1)),
         };
         Card {
-            src: webp.first().map(|v| v.url.clone()),
-            srcset,
+            src: pictures.smallest,
+            srcset: pictures.srcset,
             width,
             height,
             title: item.title.clone().unwrap_or_default(),
-            duration: item.duration.map(|d| {
-                let s = d.round() as i64;
-                format!("{}:{:02}", s / 60, s % 60)
-            }),
+            duration: item.duration.map(super::item::clock),
             visibility: item.visibility.as_str().to_string(),
             id: item.id,
             kind: item.kind,
@@ -85,11 +72,7 @@ impl Card {
     }
 
     pub fn label(&self) -> String {
-        if self.title.is_empty() {
-            format!("Untitled {}", self.kind)
-        } else {
-            self.title.clone()
-        }
+        super::label(&self.title, &self.kind)
     }
 }
 

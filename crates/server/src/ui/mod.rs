@@ -9,8 +9,12 @@
 //! origin, none inline.
 
 pub mod assets;
+mod embed;
+mod item;
 mod library;
+pub mod settings;
 mod sign_in;
+mod upload;
 
 use askama::Template;
 use axum::extract::{FromRequestParts, Request};
@@ -20,6 +24,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::identity::browser::{self, PRE_COOKIE, SESSION_COOKIE};
 use crate::identity::Caller;
@@ -34,15 +39,26 @@ impl crate::domain::Domain for Ui {
         "ui"
     }
 
-    fn pages(&self) -> Router<AppState> {
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .merge(item::routes())
+            .merge(embed::routes())
+    }
+
+    fn pages(&self, state: &AppState) -> Router<AppState> {
         let pages = Router::new()
             .route("/", get(home))
             .merge(sign_in::pages())
             .merge(library::pages())
-            .layer(axum::middleware::from_fn(page_headers))
-            .layer(tower_http::compression::CompressionLayer::new());
-        // Assets are compressed at build time and cached for good: no page headers.
-        pages.route("/assets/{file}", get(assets::get_asset))
+            .merge(upload::pages())
+            .merge(item::pages())
+            .layer(axum::middleware::from_fn(page_headers));
+        // Embeds are framed by other sites: their own headers.
+        pages
+            .merge(embed::pages(state))
+            .layer(tower_http::compression::CompressionLayer::new())
+            // Assets are compressed at build time and cached for good: no page headers.
+            .route("/assets/{file}", get(assets::get_asset))
     }
 }
 
@@ -57,11 +73,16 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 /// Adds the security headers every page carries; a page is personal, so never cached.
 async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    security_headers(response.headers_mut(), CSP, true);
+    response
+}
+
+/// The CSP `csp`, `nosniff`, the referrer and opener policies, `X-Frame-Options: DENY`
+/// unless the page may be `framed`, and `no-store` unless the page set its own caching.
+fn security_headers(h: &mut HeaderMap, csp: &str, deny_framing: bool) {
+    if let Ok(value) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -70,14 +91,53 @@ async fn page_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
+    if deny_framing {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+    }
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    response
+}
+
+/// An item's WebP renditions for `<img>`: the `srcset` (`url widthw, …`), the smallest
+/// (the plain `src`) and the largest with its size, each URL with the share token if any.
+pub struct Pictures {
+    pub srcset: String,
+    pub smallest: Option<String>,
+    pub largest: Option<(String, i64, i64)>,
+}
+
+impl Pictures {
+    pub fn of(item: &crate::media::item::MediaItem, token: Option<&str>) -> Pictures {
+        let url = |u: &str| crate::media::access::with_token(u, token);
+        let mut webp: Vec<_> = item
+            .variants
+            .iter()
+            .filter(|v| v.format == "webp")
+            .collect();
+        webp.sort_by_key(|v| v.width);
+        Pictures {
+            srcset: webp
+                .iter()
+                .map(|v| format!("{} {}w", url(&v.url), v.width))
+                .collect::<Vec<_>>()
+                .join(", "),
+            smallest: webp.first().map(|v| url(&v.url)),
+            largest: webp.last().map(|v| (url(&v.url), v.width, v.height)),
+        }
+    }
+}
+
+/// What a person calls an item: its title, or "Untitled image".
+pub fn label(title: &str, kind: &str) -> String {
+    if title.is_empty() {
+        format!("Untitled {kind}")
+    } else {
+        title.to_string()
+    }
 }
 
 /// The signed-in person a page is for.
@@ -137,8 +197,13 @@ impl FromRequestParts<AppState> for Visit {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let person = match browser::cookie(&parts.headers, SESSION_COOKIE) {
-            Some(secret) => match state.identity.auth.authenticate_cookie(secret).await {
-                Ok(caller) => person_of(state, caller).await,
+            Some(secret) => match state.identity.auth.authenticate_browser(secret).await {
+                Ok((caller, username)) => Some(Person {
+                    user_id: caller.user_id.clone(),
+                    username,
+                    is_admin: caller.is_admin,
+                    caller,
+                }),
                 // An ended session: forget the cookie and carry on signed out.
                 Err(AppError::Client { .. }) => None,
                 Err(e) => return Err(error_page(None, e)),
@@ -160,19 +225,6 @@ impl FromRequestParts<AppState> for Visit {
             new_pre,
         })
     }
-}
-
-async fn person_of(state: &AppState, caller: Caller) -> Option<Person> {
-    let user = crate::identity::users::find_by_id(&state.db, &caller.user_id)
-        .await
-        .ok()
-        .flatten()?;
-    Some(Person {
-        user_id: user.id,
-        username: user.username,
-        is_admin: caller.is_admin,
-        caller,
-    })
 }
 
 impl Visit {

@@ -41,6 +41,28 @@ struct SignUpPage {
     email: String,
 }
 
+impl SignInPage {
+    fn new(state: &AppState, visit: &mut Visit, error: Option<String>, username: String) -> Self {
+        SignInPage {
+            shell: visit.shell(state, "Sign in", "signin"),
+            error,
+            username,
+            open_registration: state.settings.auth.open_registration,
+        }
+    }
+}
+
+impl SignUpPage {
+    fn new(state: &AppState, visit: &mut Visit, error: Option<String>, form: SignUpForm) -> Self {
+        SignUpPage {
+            shell: visit.shell(state, "Create an account", "signup"),
+            error,
+            username: form.username,
+            email: form.email,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SignInForm {
     #[serde(rename = "_csrf", default)]
@@ -51,7 +73,7 @@ struct SignInForm {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct SignUpForm {
     #[serde(rename = "_csrf", default)]
     csrf: String,
@@ -73,12 +95,7 @@ async fn sign_in_page(State(state): State<AppState>, mut visit: Visit) -> Respon
     if visit.person.is_some() {
         return Redirect::to("/library").into_response();
     }
-    let page = SignInPage {
-        shell: visit.shell(&state, "Sign in", "signin"),
-        error: None,
-        username: String::new(),
-        open_registration: state.settings.auth.open_registration,
-    };
+    let page = SignInPage::new(&state, &mut visit, None, String::new());
     visit.render(&state, StatusCode::OK, page)
 }
 
@@ -93,27 +110,31 @@ async fn sign_in(
         check_form(&state, &headers, &form.csrf)?;
         let user = identity::check_password_sign_in(&state, &client, &form.username, form.password)
             .await?;
-        let secret = browser::start(&state, &user.id, "password", &client).await?;
-        AuditEvent::by_user("login_succeeded", &user.id, &client)
-            .detail(serde_json::json!({ "method": "password", "browser": true }))
-            .record(&state.db)
-            .await;
-        Ok::<_, crate::kernel::error::AppError>(secret)
+        start_session(&state, &user.id, &client).await
     }
     .await;
     match done {
         Ok(secret) => signed_in(&state, &secret),
         Err(e) => {
             let (status, message) = shown(e);
-            let page = SignInPage {
-                shell: visit.shell(&state, "Sign in", "signin"),
-                error: Some(message),
-                username: form.username,
-                open_registration: state.settings.auth.open_registration,
-            };
+            let page = SignInPage::new(&state, &mut visit, Some(message), form.username);
             visit.render(&state, status, page)
         }
     }
+}
+
+/// Opens a browser session after a password check or a sign-up, audited as a login.
+async fn start_session(
+    state: &AppState,
+    user_id: &str,
+    client: &ClientInfo,
+) -> Result<String, crate::kernel::error::AppError> {
+    let secret = browser::start(state, user_id, "password", client).await?;
+    AuditEvent::by_user("login_succeeded", user_id, client)
+        .detail(serde_json::json!({ "method": "password", "browser": true }))
+        .record(&state.db)
+        .await;
+    Ok(secret)
 }
 
 /// To the library, with the session cookie set and the pre-session one dropped.
@@ -135,12 +156,7 @@ async fn sign_up_page(State(state): State<AppState>, mut visit: Visit) -> Respon
     if visit.person.is_some() {
         return Redirect::to("/library").into_response();
     }
-    let page = SignUpPage {
-        shell: visit.shell(&state, "Create an account", "signup"),
-        error: None,
-        username: String::new(),
-        email: String::new(),
-    };
+    let page = SignUpPage::new(&state, &mut visit, None, SignUpForm::default());
     visit.render(&state, StatusCode::OK, page)
 }
 
@@ -159,19 +175,14 @@ async fn sign_up(
             email: Some(form.email.trim().to_string()).filter(|e| !e.is_empty()),
         };
         let user = identity::sign_up(&state, &client, req).await?;
-        browser::start(&state, &user.id, "password", &client).await
+        start_session(&state, &user.id, &client).await
     }
     .await;
     match done {
         Ok(secret) => signed_in(&state, &secret),
         Err(e) => {
             let (status, message) = shown(e);
-            let page = SignUpPage {
-                shell: visit.shell(&state, "Create an account", "signup"),
-                error: Some(message),
-                username: form.username,
-                email: form.email,
-            };
+            let page = SignUpPage::new(&state, &mut visit, Some(message), form);
             visit.render(&state, status, page)
         }
     }

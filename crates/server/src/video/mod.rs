@@ -47,6 +47,10 @@ impl Domain for Video {
                 watermark::put_watermark,
                 watermark::delete_watermark
             ))
+    }
+
+    fn delivery(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
             .routes(routes!(hls::master_playlist))
             .routes(routes!(hls::rendition_file))
     }

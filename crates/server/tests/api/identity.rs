@@ -1218,6 +1218,8 @@ async fn every_endpoint_that_takes_a_credential_declares_a_scope(backend: Backen
         "/readyz",
         "/metrics",
         "/api/v1/openapi.json",
+        // oEmbed answers anonymous requests only, like the embed page.
+        "/oembed",
         // A direct-upload URL's secret is its credential.
         "/api/v1/direct-uploads/{token}",
         "/api/v1/direct-uploads/{token}/file",

@@ -277,8 +277,15 @@ async fn the_library_lists_only_the_signed_in_persons_items() {
         html.contains("srcset=") && html.contains("loading=\"lazy\""),
         "{html}"
     );
-    let (_, _, html) = page(&app, &mut ada, "/library?kind=video").await;
+    let (status, _, html) = page(&app, &mut ada, "/library?kind=video").await;
+    assert_eq!(status, StatusCode::OK);
     assert!(!html.contains(&id), "filtered out by kind");
+    let (status, _, html) = page(&app, &mut ada, "/library?kind=image&visibility=private").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&id), "kept by kind and visibility");
+    let (status, _, html) = page(&app, &mut ada, "/library?visibility=public").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(&id), "filtered out by visibility");
     let (_, _, html) = page(&app, &mut bob, "/library").await;
     assert!(!html.contains(&id), "bob does not see ada's private item");
     let resp = app
@@ -368,4 +375,268 @@ async fn a_browser_with_an_ended_session_still_sees_public_media_and_can_sign_in
     assert_eq!(headers["location"], "/library");
     let (_, _, html) = page(&app, &mut jar, "/library").await;
     assert!(html.contains(&format!("/items/{id}")), "{html}");
+}
+
+/// Ada's processed PNG with `query` (e.g. `visibility=public`): her token and its id.
+async fn ada_item(app: &TestApp, query: &str) -> (String, String) {
+    let token = app.user("ada").await;
+    let item = app.upload_ok(&token, fixtures::png(64, 48), query).await;
+    let id = item["id"].as_str().unwrap().to_string();
+    app.wait_processed(&token, &id).await;
+    (token, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_answers_any_origin_without_credentials_and_the_api_only_configured_ones() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.http.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let (token, id) = ada_item(&app, "visibility=public").await;
+    // A preflight for a ranged read of a rendition.
+    let resp = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            app.url(&format!("/media/{id}/thumb.webp")),
+        )
+        .header("origin", "https://blog.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "range")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("range"));
+    assert!(h.get("access-control-allow-credentials").is_none());
+    let resp = app
+        .client
+        .get(app.url(&format!("/media/{id}/thumb.webp")))
+        .header("origin", "https://blog.example")
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let exposed = h["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("content-range") && exposed.contains("content-length"),
+        "{exposed}"
+    );
+    assert_eq!(resp.bytes().await.unwrap().len(), 10);
+    // Transforms too.
+    let resp = app
+        .client
+        .get(app.url(&format!("/img/{id}/w_32.png")))
+        .header("origin", "https://blog.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    // The API: the configured origin only.
+    let api = |origin: &'static str| {
+        app.client
+            .get(app.url(&format!("/api/v1/media/{id}")))
+            .bearer_auth(&token)
+            .header("origin", origin)
+            .send()
+    };
+    let allowed = api("https://app.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = api("https://blog.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_link_opens_a_private_item_page_and_its_renditions_until_it_expires() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (token, id) = ada_item(&app, "").await;
+    let mut stranger = Jar::default();
+    let (status, _, _) = page(&app, &mut stranger, &format!("/items/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "private");
+    let mint = |body: serde_json::Value| {
+        app.client
+            .post(app.url(&format!("/api/v1/media/{id}/share-link")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let bad = mint(serde_json::json!({"ttl_secs": 5})).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let link: serde_json::Value = mint(serde_json::json!({"ttl_secs": 3600}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap();
+    let path = &url[url.find("/items/").unwrap()..];
+    let (status, _, html) = page(&app, &mut stranger, path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(!html.contains("id=\"edit\""), "no owner panels");
+    let img = html.find("id=\"image\" src=\"").unwrap() + 16;
+    let src = html[img..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(src.contains("token="), "{src}");
+    let resp = app.client.get(app.url(&src)).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the rendition opens with the token"
+    );
+    let original = app
+        .client
+        .get(app.url(&format!(
+            "/media/{id}/original?{}",
+            &src[src.find("token=").unwrap()..]
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        original.status(),
+        StatusCode::NOT_FOUND,
+        "never the original"
+    );
+    // A forged expiry fails.
+    let forged = path.replace("token=", "token=9").to_string();
+    let (status, _, _) = page(&app, &mut stranger, &forged).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another user cannot mint one.
+    let bob = app.user("bob").await;
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/media/{id}/share-link")))
+        .bearer_auth(&bob)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oembed_and_the_embed_page_serve_public_items_only_and_may_be_framed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (token, public) = ada_item(&app, "visibility=public&title=Sunset").await;
+    let private = app.upload_ok(&token, fixtures::png(20, 10), "").await;
+    let private = private["id"].as_str().unwrap().to_string();
+    let base = app.state.settings.public_url();
+    let oembed = |url: String| {
+        app.client
+            .get(app.url("/oembed"))
+            .query(&[("url", url.as_str()), ("maxwidth", "32")])
+            .send()
+    };
+    let resp = oembed(format!("{base}/items/{public}")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["type"], "photo");
+    assert_eq!(answer["version"], "1.0");
+    assert_eq!(answer["title"], "Sunset");
+    assert_eq!(
+        (answer["width"].as_i64(), answer["height"].as_i64()),
+        (Some(32), Some(24))
+    );
+    assert!(answer["url"].as_str().unwrap().starts_with(&base));
+    let resp = oembed(format!("{base}/items/{private}")).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "private items are not unfurled"
+    );
+    let resp = oembed("https://elsewhere.example/items/x".into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // The item page names its oEmbed; the embed page may be framed, other pages not.
+    let mut jar = Jar::default();
+    let (_, headers, html) = page(&app, &mut jar, &format!("/items/{public}")).await;
+    assert!(html.contains("application/json+oembed"), "{html}");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let (status, headers, html) = page(&app, &mut jar, &format!("/embed/{public}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"image\""), "{html}");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors *"), "{csp}");
+    assert!(headers.get("x-frame-options").is_none());
+    let (status, _, _) = page(&app, &mut jar, &format!("/embed/{private}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Even for the owner's browser: an embed never uses the cookie.
+    let mut ada = sign_up(&app, "ada2").await;
+    let (status, _, _) = page(&app, &mut ada, &format!("/embed/{private}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_and_item_pages_are_for_their_owner() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut anon = Jar::default();
+    let (status, headers, _) = page(&app, &mut anon, "/upload").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/signin");
+    let mut ada = sign_up(&app, "ada").await;
+    let (status, _, html) = page(&app, &mut ada, "/upload").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("/assets/tus.") && html.contains("id=\"files\""),
+        "{html}"
+    );
+    let token = app.login("ada", "correct horse battery").await;
+    let item = app
+        .upload_ok(&token, fixtures::png(64, 48), "title=Mine")
+        .await;
+    let id = item["id"].as_str().unwrap().to_string();
+    app.wait_processed(&token, &id).await;
+    let (status, _, html) = page(&app, &mut ada, &format!("/items/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("id=\"edit\"") && html.contains("Mine"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("application/json+oembed"),
+        "private: no oEmbed"
+    );
+    let mut bob = sign_up(&app, "bob").await;
+    let (status, _, html) = page(&app, &mut bob, &format!("/items/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!html.contains("Mine"));
+    // The upload page follows processing on the event stream, by cookie.
+    let stream = app
+        .client
+        .get(app.url("/api/v1/events/stream"))
+        .header("cookie", ada.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    drop(stream);
+    let anonymous = app
+        .client
+        .get(app.url("/api/v1/events/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

@@ -1,5 +1,6 @@
 // Framehouse web UI, every page: the CSRF token for script requests, and the library's
-// infinite scroll (the "More" link keeps working without this file).
+// infinite scroll (the "More" link keeps working without this file) and bulk actions on
+// the selected cards.
 "use strict";
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -46,5 +47,63 @@
     }, { rootMargin: "800px" });
     const first = grid.querySelector("li.more");
     if (first) observer.observe(first);
+  }
+
+  // Library: with cards selected, change their visibility or delete them, a few requests
+  // at a time through the JSON API.
+  const bulk = document.getElementById("bulk");
+  if (grid && bulk) {
+    const picked = () => [...grid.querySelectorAll('input[name="item"]:checked')];
+    const status = document.getElementById("bulk-status");
+    const refresh = () => {
+      const n = picked().length;
+      bulk.hidden = n === 0;
+      document.getElementById("bulk-count").textContent = `${n} selected`;
+      grid.querySelectorAll("li.card").forEach((li) => {
+        li.classList.toggle("picked", !!li.querySelector('input[name="item"]:checked'));
+      });
+    };
+    grid.addEventListener("change", (e) => { if (e.target.name === "item") refresh(); });
+    document.getElementById("bulk-all").addEventListener("click", () => {
+      grid.querySelectorAll('input[name="item"]').forEach((c) => { c.checked = true; });
+      refresh();
+    });
+    document.getElementById("bulk-none").addEventListener("click", () => {
+      picked().forEach((c) => { c.checked = false; });
+      refresh();
+    });
+    // Runs `each` on every picked id, four at a time; reports how many failed.
+    const run = async (verb, each) => {
+      const ids = picked().map((c) => c.value);
+      let failed = 0, done = 0;
+      const queue = [...ids];
+      const worker = async () => {
+        while (queue.length) {
+          const id = queue.shift();
+          try { await each(id); } catch (e) { failed += 1; status.textContent = e.message; }
+          done += 1;
+          status.textContent = `${verb} ${done} of ${ids.length}…`;
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+      status.textContent = failed ? `${failed} of ${ids.length} could not be changed` : `${verb} ${ids.length}.`;
+      refresh();
+    };
+    document.getElementById("bulk-apply").addEventListener("click", () => {
+      const visibility = document.getElementById("bulk-visibility").value;
+      run("Changed", async (id) => {
+        await api("PATCH", `/api/v1/media/${id}`, { visibility });
+        const badge = grid.querySelector(`li[data-id="${CSS.escape(id)}"] .badge[class*="vis-"]`);
+        if (badge) { badge.textContent = visibility; badge.className = `badge vis-${visibility}`; }
+      });
+    });
+    document.getElementById("bulk-delete").addEventListener("click", () => {
+      const n = picked().length;
+      if (!confirm(`Delete ${n} item${n > 1 ? "s" : ""} for good?`)) return;
+      run("Deleted", async (id) => {
+        await api("DELETE", `/api/v1/media/${id}`);
+        grid.querySelector(`li[data-id="${CSS.escape(id)}"]`)?.remove();
+      });
+    });
   }
 })();
