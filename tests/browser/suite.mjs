@@ -207,6 +207,9 @@ async function main() {
     assert.equal(await page.locator('#grid li.card').count(), 5);
     await page.waitForFunction(() => [...document.querySelectorAll('#grid img')].every((i) => i.complete && i.naturalWidth > 0));
     assert.equal(await page.locator('#grid img').count(), 5, 'every item, sound too, has a picture');
+    // Each card has its ThumbHash painted beneath the image.
+    await page.waitForFunction(() => [...document.querySelectorAll('#grid .thumb')]
+      .every((t) => t.style.backgroundImage.startsWith('url("data:image/png')));
     await capture(page, 'library');
     // Bulk: two photos made public together, then private again.
     const pick = (name) => page.check(`li.card[data-id="${ids[name]}"] input[name=item]`);

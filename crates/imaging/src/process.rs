@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::phash::{phash, HASH_SIDE};
 use crate::probe::{c_path, loader_for};
-use crate::vips::{self, Image, Resize};
+use crate::vips::{self, Image, Resize, Space};
 use crate::{bmp, webp, ImageFormat, ImagingError, OutputFormat};
 
 /// How a preset fits the image into its box. Neither ever enlarges.
@@ -111,6 +111,9 @@ pub struct Processed {
     pub height: u32,
     /// 64-bit perceptual hash; compare with [`crate::hamming`].
     pub phash: u64,
+    /// ThumbHash of the picture (20 to 30 bytes): a blurred placeholder a page paints
+    /// while the renditions load.
+    pub placeholder: Vec<u8>,
     pub renditions: Vec<Rendition>,
 }
 
@@ -159,10 +162,12 @@ fn run(
         }
     }
     let phash = hash(&hash_source).map_err(vips_err)?;
+    let placeholder = placeholder(&hash_source).map_err(vips_err)?;
     Ok(Processed {
         width,
         height,
         phash,
+        placeholder,
         renditions,
     })
 }
@@ -318,6 +323,30 @@ fn hash(image: &Image) -> vips::Result<u64> {
         .try_into()
         .map_err(|_| vips::VipsError(format!("hash image of {} bytes", bytes.len())))?;
     Ok(phash(grey))
+}
+
+/// The ThumbHash of `image`, from an sRGB copy of at most 100×100 (what the algorithm takes).
+fn placeholder(image: &Image) -> vips::Result<Vec<u8>> {
+    let small = image.thumbnail(100, 100, Resize::Inside)?;
+    let srgb = if small.is_srgb8() {
+        small
+    } else {
+        small.colourspace(Space::Srgb)?.cast_uchar()?
+    };
+    let rgba = match srgb.bands() {
+        4 => srgb,
+        3 => srgb.bandjoin_const(&[255.0])?,
+        n => return Err(vips::VipsError(format!("placeholder of {n} bands"))),
+    };
+    let (w, h) = (rgba.width() as usize, rgba.height() as usize);
+    let bytes = rgba.to_bytes()?;
+    if w == 0 || h == 0 || w > 100 || h > 100 || bytes.len() != w * h * 4 {
+        return Err(vips::VipsError(format!(
+            "placeholder image {w}x{h}, {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(thumbhash::rgba_to_thumb_hash(w, h, &bytes))
 }
 
 #[cfg(test)]

@@ -287,3 +287,35 @@ fn phash_matches_edits_of_a_picture_and_separates_different_ones() {
     assert!(near < 10, "edited copy is {near} bits away");
     assert!(far > 20, "unrelated picture is only {far} bits away");
 }
+
+#[test]
+fn the_placeholder_is_a_thumbhash_of_the_picture_in_its_colours_and_shape() {
+    let fx = Fixtures::new();
+    // Left half red, right half blue, twice as wide as high; and a grey one.
+    let rgb = render(400, 200, |x, _| {
+        if x < 0.5 {
+            [220.0, 20.0, 20.0]
+        } else {
+            [20.0, 20.0, 220.0]
+        }
+    });
+    let done = process(&fx.save("halves.png", &rgb, 400, 200, 3)).unwrap();
+    assert!(
+        (10..=40).contains(&done.placeholder.len()),
+        "{}",
+        done.placeholder.len()
+    );
+    let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&done.placeholder).unwrap();
+    assert!((1.6..=2.4).contains(&ratio), "aspect {ratio}");
+    let (w, _, pixels) = thumbhash::thumb_hash_to_rgba(&done.placeholder).unwrap();
+    let (left, right) = (&pixels[..4], &pixels[(w - 1) * 4..w * 4]);
+    assert!(left[0] > left[2] + 60, "reddish on the left: {left:?}");
+    assert!(right[2] > right[0] + 60, "bluish on the right: {right:?}");
+    let grey = fx.save("grey.png", &vec![128u8; 64 * 64], 64, 64, 1);
+    let done = process(&grey).unwrap();
+    let (r, g, b, _) = thumbhash::thumb_hash_to_average_rgba(&done.placeholder).unwrap();
+    assert!(
+        (r - g).abs() < 0.05 && (g - b).abs() < 0.05,
+        "grey stays grey: {r} {g} {b}"
+    );
+}

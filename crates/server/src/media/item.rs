@@ -76,6 +76,9 @@ pub struct MediaItem {
     pub original_url: String,
     /// Image presets; for video and audio they are made from the poster frame.
     pub variants: Vec<Variant>,
+    /// ThumbHash (base64, about 25 bytes) of the picture: a blurred placeholder to paint
+    /// while the variants load (decoders: the `thumbhash` packages). Absent until processed.
+    pub thumbhash: Option<String>,
     /// Streams of a video or audio item (absent for images).
     pub playback: Option<Playback>,
 }
@@ -159,6 +162,7 @@ impl MediaItem {
             description: row.description,
             deduplicated: row.deduplicated,
             job_id: row.job_id,
+            thumbhash: row.thumbhash,
             variants,
         }
     }

@@ -211,7 +211,8 @@ pub(crate) async fn save_presets(
         rows.push((r.preset, ext, r.width as i64, r.height as i64, size, etag));
     }
     let size = (processed.width, processed.height);
-    let stored = record(state, blob_id, &rows, size, processed.phash, mark_ready)
+    let hashes = (processed.phash, &processed.placeholder[..]);
+    let stored = record(state, blob_id, &rows, size, hashes, mark_ready)
         .await
         .map_err(retry)?;
     if !stored {
@@ -229,9 +230,11 @@ async fn record(
     blob_id: &str,
     rows: &[(String, &str, i64, i64, i64, String)],
     (width, height): (u32, u32),
-    phash: u64,
+    (phash, placeholder): (u64, &[u8]),
     mark_ready: bool,
 ) -> AppResult<bool> {
+    use base64::Engine as _;
+    let thumbhash = base64::engine::general_purpose::STANDARD.encode(placeholder);
     let mut tx = state.db.begin_write().await?;
     let items = if mark_ready {
         repo::items_of_blob(&mut tx, blob_id, state.db.for_update()).await?
@@ -243,19 +246,21 @@ async fn record(
     let updated = if mark_ready {
         sqlx::query(
             "UPDATE blobs SET status = 'ready', error = NULL, width = $1, height = $2,
-             phash = $3, processed_at = $4 WHERE id = $5",
+             phash = $3, processed_at = $4, thumbhash = $6 WHERE id = $5",
         )
         .bind(i64::from(width))
         .bind(i64::from(height))
         .bind(phash as i64)
         .bind(now_ms())
         .bind(blob_id)
+        .bind(&thumbhash)
         .execute(&mut *tx)
         .await?
     } else {
-        sqlx::query("UPDATE blobs SET phash = $1 WHERE id = $2")
+        sqlx::query("UPDATE blobs SET phash = $1, thumbhash = $3 WHERE id = $2")
             .bind(phash as i64)
             .bind(blob_id)
+            .bind(&thumbhash)
             .execute(&mut *tx)
             .await?
     };

@@ -32,6 +32,9 @@ pub struct ItemRow {
     pub kind: String,
     pub duration_ms: Option<i64>,
     pub views: i64,
+    /// Base64 ThumbHash of the picture, once processed (absent in older cache entries).
+    #[serde(default)]
+    pub thumbhash: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,7 +51,8 @@ pub struct VariantRow {
 const ITEM_SELECT: &str = "SELECT m.id, m.owner_id, m.blob_id, m.title, m.description, m.tags,
     m.visibility, m.deduplicated, m.created_at, m.updated_at,
     COALESCE(b.content_sha256, b.sha256) AS sha256, b.size, b.format,
-    b.width, b.height, b.frames, b.status, b.error, m.job_id, b.kind, b.duration_ms, m.views
+    b.width, b.height, b.frames, b.status, b.error, m.job_id, b.kind, b.duration_ms, m.views,
+    b.thumbhash
     FROM media m JOIN blobs b ON b.id = m.blob_id";
 
 fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
@@ -75,6 +79,7 @@ fn item_from_row(row: &AnyRow) -> Result<ItemRow, sqlx::Error> {
         kind: row.try_get("kind")?,
         duration_ms: row.try_get("duration_ms")?,
         views: row.try_get("views")?,
+        thumbhash: row.try_get("thumbhash")?,
     })
 }
 

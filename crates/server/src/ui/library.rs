@@ -48,6 +48,8 @@ pub struct Card {
     /// `url widthw, …` of the WebP renditions.
     pub srcset: String,
     pub duration: Option<String>,
+    /// Base64 ThumbHash painted under the image until it loads; empty when none.
+    pub thumbhash: String,
 }
 
 impl Card {
@@ -64,6 +66,7 @@ impl Card {
             height,
             title: item.title.clone().unwrap_or_default(),
             duration: item.duration.map(super::item::clock),
+            thumbhash: item.thumbhash.clone().unwrap_or_default(),
             visibility: item.visibility.as_str().to_string(),
             id: item.id,
             kind: item.kind,

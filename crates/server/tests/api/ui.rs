@@ -277,6 +277,15 @@ async fn the_library_lists_only_the_signed_in_persons_items() {
         html.contains("srcset=") && html.contains("loading=\"lazy\""),
         "{html}"
     );
+    // The card carries the item's ThumbHash for its placeholder.
+    let item = app.wait_processed(&token, &id).await;
+    let hash = item["thumbhash"]
+        .as_str()
+        .expect("a processed item has a thumbhash");
+    assert!(
+        html.contains(&format!("data-thumbhash=\"{hash}\"")),
+        "{html}"
+    );
     let (status, _, html) = page(&app, &mut ada, "/library?kind=video").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains(&id), "filtered out by kind");

@@ -21,8 +21,26 @@
   }
   window.framehouse = { api, csrf };
 
-  // Library: fetch the next page's cards when the "More" link nears the viewport.
+  // Library: each card's ThumbHash painted under its image until the image arrives, so
+  // the grid shows the pictures' colours at once (thumbhash.js, loaded on first use).
   const grid = document.getElementById("grid");
+  async function paint(root) {
+    const cards = [...root.querySelectorAll("[data-thumbhash]:not([data-painted])")];
+    if (!cards.length || !grid?.dataset.thumbhashJs) return;
+    try {
+      const { thumbHashToDataURL } = await import(grid.dataset.thumbhashJs);
+      for (const el of cards) {
+        el.dataset.painted = "1";
+        const bytes = Uint8Array.from(atob(el.dataset.thumbhash), (c) => c.charCodeAt(0));
+        el.style.backgroundImage = `url(${thumbHashToDataURL(bytes)})`;
+      }
+    } catch (e) {
+      console.warn("placeholders", e);
+    }
+  }
+  if (grid) paint(grid);
+
+  // Library: fetch the next page's cards when the "More" link nears the viewport.
   if (grid && "IntersectionObserver" in window) {
     let loading = false;
     const observer = new IntersectionObserver(async (entries) => {
@@ -37,6 +55,7 @@
         const html = await res.text();
         more.closest("li").remove();
         grid.insertAdjacentHTML("beforeend", html);
+        paint(grid);
         const next = grid.querySelector("li.more");
         if (next) observer.observe(next);
       } catch (e) {
