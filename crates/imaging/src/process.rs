@@ -112,7 +112,7 @@ pub struct Processed {
     /// 64-bit perceptual hash; compare with [`crate::hamming`].
     pub phash: u64,
     /// ThumbHash of the picture (20 to 30 bytes): a blurred placeholder a page paints
-    /// while the renditions load.
+    /// while the renditions load. Empty if it could not be made.
     pub placeholder: Vec<u8>,
     pub renditions: Vec<Rendition>,
 }
@@ -162,7 +162,8 @@ fn run(
         }
     }
     let phash = hash(&hash_source).map_err(vips_err)?;
-    let placeholder = placeholder(&hash_source).map_err(vips_err)?;
+    // Only cosmetic: a picture without a placeholder is still processed.
+    let placeholder = placeholder(&hash_source).unwrap_or_default();
     Ok(Processed {
         width,
         height,

@@ -248,6 +248,7 @@ pub struct Application {
 impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         kernel::cors::check(&settings.http).map_err(anyhow::Error::msg)?;
+        settings.ui.check().map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;

@@ -234,7 +234,8 @@ async fn record(
     mark_ready: bool,
 ) -> AppResult<bool> {
     use base64::Engine as _;
-    let thumbhash = base64::engine::general_purpose::STANDARD.encode(placeholder);
+    let thumbhash = (!placeholder.is_empty())
+        .then(|| base64::engine::general_purpose::STANDARD.encode(placeholder));
     let mut tx = state.db.begin_write().await?;
     let items = if mark_ready {
         repo::items_of_blob(&mut tx, blob_id, state.db.for_update()).await?

@@ -54,7 +54,11 @@ fn ancestors(configured: &[String]) -> String {
     let kept: Vec<&str> = configured
         .iter()
         .map(|s| s.trim())
-        .filter(|s| !s.is_empty() && !s.contains([';', ',', '\r', '\n']))
+        .filter(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+        })
         .collect();
     if kept.is_empty() {
         "'none'".into()
@@ -107,7 +111,7 @@ pub struct OembedQuery {
     pub url: String,
     pub maxwidth: Option<i64>,
     pub maxheight: Option<i64>,
-    /// `json` only.
+    /// `json` only (anything else is 400).
     pub format: Option<String>,
 }
 
@@ -140,8 +144,8 @@ pub struct Oembed {
 }
 
 #[utoipa::path(get, path = "/oembed", tag = "media", params(OembedQuery),
-    responses((status = 200, body = Oembed), (status = 400, body = ErrorBody, description = "`invalid_url`: not an item page of this server"),
-        (status = 404, body = ErrorBody), (status = 501, body = ErrorBody, description = "`format` other than json")))]
+    responses((status = 200, body = Oembed), (status = 400, body = ErrorBody, description = "`invalid_url`: not an item page of this server; `unsupported_format`: a `format` other than json"),
+        (status = 404, body = ErrorBody)))]
 /// How to embed an item page's link (oEmbed 1.0), for public and unlisted items and
 /// share links.
 pub async fn oembed(
@@ -149,8 +153,8 @@ pub async fn oembed(
     AppQuery(q): AppQuery<OembedQuery>,
 ) -> AppResult<Json<Oembed>> {
     if q.format.as_deref().is_some_and(|f| f != "json") {
-        return Err(AppError::new(
-            StatusCode::NOT_IMPLEMENTED,
+        // oEmbed suggests 501 here; a 4xx keeps 5xx for the server's own faults.
+        return Err(AppError::bad_request(
             "unsupported_format",
             "only format=json is served",
         ));
@@ -164,9 +168,19 @@ pub async fn oembed(
     })?;
     let (item, token) = load(&state, &id, &Viewer(None), token.as_deref()).await?;
     let view = View::of(&item, token.as_deref(), false);
+    let pictures = super::Pictures::of(&item, token.as_deref());
+    let Some((_, pw, ph)) = pictures.largest else {
+        return Err(AppError::not_found("media item (still processing)"));
+    };
+    // A photo's size is that of the image it names; a player's that of the item.
+    let (sw, sh) = if item.kind == "image" {
+        (pw, ph)
+    } else {
+        (view.width, view.height)
+    };
     let (w, h) = fit(
-        view.width,
-        view.height,
+        sw,
+        sh,
         q.maxwidth.unwrap_or(i64::MAX),
         q.maxheight.unwrap_or(i64::MAX),
     );
@@ -182,8 +196,8 @@ pub async fn oembed(
         height: h,
         url: None,
         html: None,
-        thumbnail_width: thumb.as_ref().map(|_| view.width),
-        thumbnail_height: thumb.as_ref().map(|_| view.height),
+        thumbnail_width: thumb.as_ref().map(|_| pw),
+        thumbnail_height: thumb.as_ref().map(|_| ph),
         thumbnail_url: thumb.clone(),
         duration: item.duration,
     };
@@ -277,5 +291,6 @@ mod tests {
         assert_eq!(ancestors(&[]), "'none'");
         let mixed = ["https://a.example".to_string(), "x; script-src *".into()];
         assert_eq!(ancestors(&mixed), "https://a.example");
+        assert_eq!(ancestors(&["https://bücher.example".into()]), "'none'");
     }
 }

@@ -94,7 +94,8 @@ impl View {
             size: bytes(item.bytes),
             created: item.created_at.clone(),
             views: item.views,
-            zoom: if owner && item.kind == "image" {
+            // The original only where every browser draws it.
+            zoom: if owner && item.kind == "image" && DRAWABLE.contains(&item.format.as_str()) {
                 Some(item.original_url.clone())
             } else {
                 image.clone()
@@ -121,6 +122,9 @@ impl View {
         self.kind == kind
     }
 }
+
+/// Original formats every browser shows in an `<img>`.
+const DRAWABLE: &[&str] = &["jpeg", "png", "gif", "webp"];
 
 /// `m:ss` or `h:mm:ss`.
 pub fn clock(secs: f64) -> String {
@@ -188,13 +192,11 @@ async fn item_page(
         .is_some_and(|c| c.is_admin || c.user_id == item.owner_id);
     let view = View::of(&item, token.as_deref(), owner);
     let oembed = (item.visibility.as_str() != "private" || token.is_some()).then(|| {
-        let page = with_token(
-            &format!("{}/items/{}", state.settings.public_url(), item.id),
-            token.as_deref(),
-        );
+        let base = state.settings.public_url();
+        let page = with_token(&format!("{base}/items/{}", item.id), token.as_deref());
         let mut url = url::form_urlencoded::Serializer::new(String::new());
         url.append_pair("url", &page);
-        format!("/oembed?{}", url.finish())
+        format!("{base}/oembed?{}", url.finish())
     });
     let page = ItemPage {
         shell: visit.shell(&state, &view.label(), "library"),

@@ -80,9 +80,10 @@ async fn page_headers(request: Request, next: Next) -> Response {
 /// The CSP `csp`, `nosniff`, the referrer and opener policies, `X-Frame-Options: DENY`
 /// unless the page may be `framed`, and `no-store` unless the page set its own caching.
 fn security_headers(h: &mut HeaderMap, csp: &str, deny_framing: bool) {
-    if let Ok(value) = HeaderValue::from_str(csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
+    // A policy that is not a valid header value falls back to the strictest one: a page
+    // is never sent without a CSP.
+    let value = HeaderValue::from_str(csp).unwrap_or(HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, value);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

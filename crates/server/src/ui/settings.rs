@@ -19,3 +19,41 @@ impl Default for UiSettings {
         }
     }
 }
+
+impl UiSettings {
+    /// Refuses an `embed_ancestors` entry a CSP cannot carry (spaces, `;`, `,`, non-ASCII:
+    /// write international names in punycode).
+    pub fn check(&self) -> Result<(), String> {
+        for source in &self.embed_ancestors {
+            let ok = !source.is_empty()
+                && source
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != ';' && c != ',');
+            if !ok {
+                return Err(format!(
+                    "ui.embed_ancestors: `{source}` is not a CSP source such as https://blog.example.com or *"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embed_ancestors_must_be_csp_sources() {
+        let ok = UiSettings {
+            embed_ancestors: vec!["*".into(), "https://blog.example".into(), "'self'".into()],
+        };
+        assert!(ok.check().is_ok());
+        for bad in ["https://bücher.example", "a b", "x; script-src *", ""] {
+            let s = UiSettings {
+                embed_ancestors: vec![bad.into()],
+            };
+            assert!(s.check().is_err(), "{bad}");
+        }
+    }
+}

@@ -56,10 +56,13 @@
       lastSent = position;
       api("POST", `/api/v1/media/${id}/playback`, { position }).catch(() => {});
     };
-    setInterval(() => { if (!player.paused) beat(); }, 5000);
-    player.addEventListener("pause", beat);
-    player.addEventListener("seeked", beat);
-    player.addEventListener("ended", beat);
+    // A share link's visitor has no position to keep and the API would not know the item.
+    if (!token) {
+      setInterval(() => { if (!player.paused) beat(); }, 5000);
+      player.addEventListener("pause", beat);
+      player.addEventListener("seeked", beat);
+      player.addEventListener("ended", beat);
+    }
     const resume = (position) => {
       const go = () => { player.currentTime = position; };
       if (player.readyState >= 1) go(); else player.addEventListener("loadedmetadata", go, { once: true });
@@ -102,9 +105,16 @@
         quality.disabled = data.levels.length === 0;
       });
       quality?.addEventListener("change", () => { hls.currentLevel = parseInt(quality.value, 10); });
+      // A few recoveries from fatal errors, then give up (an expired link, a deleted item).
+      let recoveries = 0;
       hls.on(window.Hls.Events.ERROR, (_e, data) => {
-        if (data.fatal && data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-        else if (data.fatal && data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        if (!data.fatal) return;
+        if (recoveries++ >= 3) {
+          hls.destroy();
+          say(document.getElementById("resume-note"), "This video cannot be played now; reload the page to try again.", true);
+        } else if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+        else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        else hls.destroy();
       });
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = src; // Safari plays HLS itself and picks the quality.
@@ -247,10 +257,8 @@
       input.value = link.url;
       input.select();
       say(document.getElementById("share-expiry"), `Opens the item to anyone with the link until ${new Date(link.expires_at).toLocaleString()}.`);
-      const kind = root.dataset.kind;
-      document.getElementById("embed-code").value = kind === "image"
-        ? `<img src="${new URL(document.getElementById("image")?.getAttribute("src") || "", location.href).href}" alt="">`
-        : `<iframe src="${link.embed_url}" width="640" height="360" allow="autoplay; fullscreen" allowfullscreen></iframe>`;
+      document.getElementById("embed-code").value =
+        `<iframe src="${link.embed_url}" width="640" height="360" allow="autoplay; fullscreen" allowfullscreen></iframe>`;
     } catch (err) {
       say(document.getElementById("share-expiry"), err.message, true);
       document.getElementById("share-out").hidden = false;
@@ -280,17 +288,26 @@
   const playground = document.getElementById("playground");
   if (playground) {
     const field = (name) => document.getElementById(`pg-${name}`);
-    const build = () => {
+    const options = () => {
       const ops = [];
       if (field("w").value) ops.push(`w_${parseInt(field("w").value, 10)}`);
       if (field("h").value) ops.push(`h_${parseInt(field("h").value, 10)}`);
       ops.push(`fit_${field("fit").value}`);
       if (field("q").value) ops.push(`q_${parseInt(field("q").value, 10)}`);
-      return `/img/${id}/${ops.join(",")}.${field("format").value}`;
+      return ops.join(",");
     };
-    const show = (e) => {
+    const build = () => `/img/${id}/${options()}.${field("format").value}`;
+    const show = async (e) => {
       e?.preventDefault();
-      const url = build();
+      let url = build();
+      // A deployment that requires signed transform URLs answers 403: sign it then.
+      const probe = await fetch(url, { method: "HEAD" }).catch(() => null);
+      if (probe && probe.status === 403) {
+        try {
+          const signed = await api("POST", `/api/v1/media/${id}/signed-url`, { ops: options(), format: field("format").value });
+          url = signed.url;
+        } catch (err) { /* show the unsigned URL and its refusal */ }
+      }
       field("url").value = new URL(url, location.href).href;
       const img = field("img");
       img.hidden = false;

@@ -72,7 +72,11 @@
   }
 
   function add(files) {
-    const media = files.filter((f) => /^(image|video|audio)\//.test(f.type) || !f.type);
+    // Untyped files may be media the browser cannot name (HEIC, MKV); the server decides.
+    // Folder litter is skipped.
+    const junk = /(^|\/)(\.DS_Store|Thumbs\.db|desktop\.ini|\._[^/]*)$/i;
+    const media = files.filter((f) => (/^(image|video|audio)\//.test(f.type) || !f.type)
+      && !junk.test(f.webkitRelativePath || f.name));
     for (const file of media) {
       const row = view(file);
       rows.push(row);
@@ -124,6 +128,7 @@
   }
 
   async function start(row) {
+    const generation = (row.generation = (row.generation || 0) + 1);
     row.running = true;
     row.failed = false;
     status(row, "Uploading", "uploading");
@@ -137,18 +142,21 @@
         status(row, "Resuming", "uploading");
       }
     } catch (e) { /* no stored state: a fresh upload */ }
+    // Paused (or started again) while the stored state was read: this start is void.
+    if (row.paused || row.generation !== generation) return;
     row.upload.start();
   }
 
-  function pause(row) {
+  function pause(row, quiet) {
     if (!row.upload || row.done) return;
     row.paused = true;
     row.running = false;
+    row.generation = (row.generation || 0) + 1;
     row.upload.abort();
     status(row, "Paused", "paused");
     row.pause.hidden = true;
     row.resume.hidden = false;
-    next();
+    if (!quiet) next();
   }
 
   function resume(row) {
@@ -196,12 +204,14 @@
   }
 
   function total() {
-    const size = rows.reduce((n, r) => n + r.file.size, 0);
-    const sent = rows.reduce((n, r) => n + Math.min(r.sent, r.file.size), 0);
+    // Files refused before sending (too large) do not count.
+    const counted = rows.filter((r) => r.upload);
+    const size = counted.reduce((n, r) => n + r.file.size, 0);
+    const sent = counted.reduce((n, r) => n + Math.min(r.sent, r.file.size), 0);
     const pct = size ? Math.floor((sent / size) * 100) : 0;
     document.getElementById("total").value = pct;
-    const done = rows.filter((r) => r.done).length;
-    document.getElementById("total-text").textContent = `${pct} % · ${done} of ${rows.length} files · ${human(sent)} of ${human(size)}`;
+    const done = counted.filter((r) => r.done).length;
+    document.getElementById("total-text").textContent = `${pct} % · ${done} of ${counted.length} files · ${human(sent)} of ${human(size)}`;
   }
 
   function status(row, text, state) {
@@ -235,7 +245,12 @@
     };
     row.pause.addEventListener("click", () => pause(row));
     row.resume.addEventListener("click", () => resume(row));
-    row.retry.addEventListener("click", () => { row.failed = false; start(row); });
+    row.retry.addEventListener("click", () => {
+      row.failed = false;
+      row.retry.hidden = true;
+      status(row, "Waiting", "waiting");
+      next();
+    });
     row.link.textContent = `Open ${name}`;
     status(row, "Waiting", "waiting");
     queue.append(li);
@@ -243,7 +258,7 @@
   }
 
   document.getElementById("pause-all").addEventListener("click", () => {
-    rows.forEach(pause);
+    rows.forEach((r) => pause(r, true));
     document.getElementById("pause-all").hidden = true;
     document.getElementById("resume-all").hidden = false;
   });
@@ -254,7 +269,10 @@
     next();
   });
   // Back online: uploads that gave up try again at once.
-  window.addEventListener("online", () => rows.filter((r) => !r.done && !r.running && !r.paused && r.upload).forEach(start));
+  window.addEventListener("online", () => {
+    rows.filter((r) => r.failed && !r.done).forEach((r) => { r.failed = false; r.retry.hidden = true; });
+    next();
+  });
 
   function message(err) {
     const body = err?.originalResponse?.getBody?.();
