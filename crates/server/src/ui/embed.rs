@@ -20,7 +20,7 @@ use super::item::{load, View};
 use super::{error_page, html};
 use crate::identity::Viewer;
 use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
-use crate::media::access::with_token;
+use crate::media::access::{with_token, TokenQuery};
 use crate::AppState;
 
 pub fn pages(state: &AppState) -> Router<AppState> {
@@ -67,11 +67,6 @@ fn ancestors(configured: &[String]) -> String {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct EmbedQuery {
-    token: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "embed.html")]
 struct EmbedPage {
@@ -86,7 +81,7 @@ struct EmbedPage {
 async fn embed_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<EmbedQuery>,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
     let (item, token) = match load(&state, &id, &Viewer(None), q.token.as_deref()).await {
         Ok(found) => found,

@@ -19,7 +19,7 @@ use super::{error_page, Shell, Visit};
 use crate::identity::{Viewer, Writer};
 use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::kernel::time::{now_ms, rfc3339};
-use crate::media::access::{mint, playable, with_token, writable_item};
+use crate::media::access::{mint, playable, with_token, writable_item, TokenQuery};
 use crate::media::item::{item_json, MediaItem};
 use crate::AppState;
 
@@ -29,11 +29,6 @@ pub fn pages() -> Router<AppState> {
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_share_link))
-}
-
-#[derive(Deserialize, Default)]
-pub struct TokenQuery {
-    pub token: Option<String>,
 }
 
 /// What the item page and the embed page show of an item, every URL ready to use (with

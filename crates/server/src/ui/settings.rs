@@ -39,6 +39,14 @@ impl UiSettings {
     }
 }
 
+/// Whether `source` can stand in a CSP source list as one entry.
+pub fn is_csp_source(source: &str) -> bool {
+    !source.is_empty()
+        && source
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
