@@ -1,11 +1,13 @@
 // The web UI's browser suite: playwright-core driving Debian's Chromium, headless, against
 // the real binary that crates/framehouse/tests/browser.rs started. It walks the pages as
 // a new user would, checks access between two users, CSRF, playback across origins and
-// in an embed, a tus upload surviving a server restart and a page reload, runs axe on
-// every page and writes desktop and phone screenshots of each.
+// in an embed, a tus upload surviving a server restart and a page reload, the account
+// and admin pages, an OpenID sign-in and a password reset, runs axe on every page and
+// writes desktop and phone screenshots of each.
 //
 // env: FRAMEHOUSE_BASE (the server), FIXTURES (the media files), SCREENSHOTS (a folder),
-// CHROMIUM (the executable). Asks the harness to restart the server by printing
+// CHROMIUM (the executable), NOTIFICATIONS (the server's notifications.log, where a
+// password reset link arrives). Asks the harness to restart the server by printing
 // "restart" and waits for "restarted" on stdin. Prints "ok NAME" per step; exits 1 on
 // the first failure.
 import assert from 'node:assert/strict';
@@ -459,6 +461,201 @@ async function main() {
     for (const name of ['big-1.bmp', 'big-2.bmp']) {
       assert.equal((await alice.request.get(`${BASE}/api/v1/media/${ids[name]}`)).status(), 404);
     }
+  });
+
+  await step('the account page: an API key shown once, sessions, a webhook pinged, the watermark, the password', async () => {
+    await page.goto(`${BASE}/account`);
+    await page.waitForSelector('#session-rows li [class=badge]');
+    assert.match(await page.textContent('#session-rows'), /this browser/);
+    await page.waitForSelector('#key-rows li.empty');
+    await page.waitForSelector('#webhook-rows li.empty');
+    await capture(page, 'account');
+    // An API key with one more scope: shown once, works for a program, then revoked.
+    await page.fill('#key-name', 'backup script');
+    await page.check('input[name=scopes][value="media:write"]');
+    await page.click('#key-form button[type=submit]');
+    await page.waitForSelector('#key-created:not([hidden])');
+    const key = await page.inputValue('#key-secret');
+    assert.ok(key.length > 20, 'the key is shown');
+    await page.waitForSelector('#key-rows li[data-key]');
+    assert.match(await page.textContent('#key-rows'), /backup script.*media:read, media:write/s);
+    assert.ok(!(await page.textContent('#key-rows')).includes(key), 'the list never shows the key itself');
+    const asProgram = () => fetch(`${BASE}/api/v1/media`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+    assert.equal(await asProgram(), 200);
+    await page.click('#key-rows li[data-key] button');
+    await page.waitForSelector('#key-rows li.empty');
+    assert.equal(await asProgram(), 401, 'a revoked key stops working');
+    // A webhook to a receiver on loopback: its secret shown once, a ping delivered and
+    // logged with the receiver's status.
+    const received = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => { received.push({ headers: req.headers, body }); res.writeHead(204); res.end(); });
+    });
+    await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+    await page.fill('#wh-url', `http://127.0.0.1:${receiver.address().port}/hook`);
+    await page.fill('#wh-description', 'the test receiver');
+    await page.check('input[name=events][value="media.ready"]');
+    await page.click('#webhook-form button[type=submit]');
+    await page.waitForSelector('#webhook-secret:not([hidden])');
+    const secret = await page.inputValue('#webhook-secret-value');
+    assert.match(secret, /^whsec_/);
+    await page.waitForSelector('#webhook-rows li[data-webhook]');
+    await page.click('#webhook-rows li[data-webhook] button:text-is("Ping")');
+    await until('the ping', 30_000, async () => received.length > 0);
+    const ping = received[0];
+    assert.equal(JSON.parse(ping.body).type, 'webhook.ping');
+    const [, signature] = ping.headers['webhook-signature'].split(' ')[0].split(',');
+    const signed = `${ping.headers['webhook-id']}.${ping.headers['webhook-timestamp']}.${ping.body}`;
+    const expected = crypto.createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64')).update(signed).digest('base64');
+    assert.equal(signature, expected, 'signed with the secret the page showed');
+    // The log reloads each time it is opened.
+    await until('the delivery log', 30_000, async () => {
+      if ((await page.locator('.deliveries li[data-state="succeeded"]').count()) > 0) return true;
+      await page.click('#webhook-rows li[data-webhook] summary');
+      if (!(await page.locator('#webhook-rows details[open]').count())) await page.click('#webhook-rows li[data-webhook] summary');
+      return false;
+    });
+    assert.match(await page.textContent('.deliveries'), /webhook\.ping.*succeeded.*204/s);
+    receiver.close();
+    // The default watermark: one of the images, saved and removed.
+    await page.waitForSelector('#wm-media option:nth-child(2)', { state: 'attached' });
+    const image = await page.locator('#wm-media option').nth(1).getAttribute('value');
+    await page.selectOption('#wm-media', image);
+    await page.selectOption('#wm-position', 'nw');
+    await page.click('#watermark-form button[type=submit]');
+    await page.waitForSelector('#watermark [data-done]:not([hidden])');
+    const stored = await page.evaluate(() => window.framehouse.api('GET', '/api/v1/account/watermark'));
+    assert.deepEqual([stored.media_id, stored.position], [image, 'nw']);
+    await page.click('#wm-remove');
+    await page.waitForFunction(() => /Removed/.test(document.querySelector('#watermark [data-done]').textContent));
+    // A wrong current password shows the API's message; the right one changes it.
+    await page.fill('#current-password', 'not my password');
+    await page.fill('#new-password', 'a brand new passphrase');
+    await page.fill('#repeat-password', 'a brand new passphrase');
+    await page.click('#password-form button[type=submit]');
+    await page.waitForSelector('#password [data-error]:not([hidden])');
+    assert.match(await page.textContent('#password [data-error]'), /current password is wrong/);
+    await page.fill('#current-password', 'correct horse battery staple');
+    await page.click('#password-form button[type=submit]');
+    await page.waitForSelector('#password [data-done]:not([hidden])');
+    const other = await fresh();
+    const check = await other.newPage();
+    await check.goto(`${BASE}/signin`);
+    await check.fill('#username', 'alice');
+    await check.fill('#password', 'a brand new passphrase');
+    await check.click('form[action="/signin"] button[type=submit]');
+    await check.waitForURL(`${BASE}/library`);
+    await other.close();
+  });
+
+  await step('the admin page: figures, a user disabled and enabled, quota, jobs, audit log, nodes', async () => {
+    assert.equal((await page.goto(`${BASE}/admin`)).status(), 403, 'not for a user');
+    assert.equal(await page.locator('a[href="/admin"]').count(), 0, 'no admin link for a user');
+    const rootContext = await fresh();
+    const root = await rootContext.newPage();
+    root.on('dialog', (d) => d.accept());
+    await root.goto(`${BASE}/signin`);
+    await root.fill('#username', 'root');
+    await root.fill('#password', 'correct horse battery staple');
+    await root.click('form[action="/signin"] button[type=submit]');
+    await root.waitForURL(`${BASE}/library`);
+    await root.click('a[href="/admin"]');
+    await root.waitForSelector('[data-figure="items"]');
+    const figure = async (name) => Number(await root.getAttribute(`[data-figure="${name}"] td`, 'data-value'));
+    const items = await alice.request.get(`${BASE}/api/v1/media?limit=200`).then((r) => r.json());
+    assert.equal(await figure('items'), items.items.length, 'every item is counted');
+    assert.ok(await figure('bytes.originals') > 1_000_000, 'the originals\' bytes');
+    assert.ok(await figure('bytes.renditions') > 0, 'the HLS renditions\' bytes');
+    assert.ok(await figure('jobs.succeeded') > 0, 'finished jobs');
+    assert.equal(await figure('users'), 3);
+    await root.waitForSelector('#user-rows li[data-user="bob"]');
+    await root.waitForSelector('#node-rows li[data-node]');
+    assert.match(await root.textContent('#node-rows'), /this node/);
+    await root.waitForSelector('#job-rows li');
+    await capture(root, 'admin');
+    // Disabling bob signs him out everywhere; enabling lets him sign in again.
+    const bobContext = await fresh();
+    const bob = await bobContext.newPage();
+    await bob.goto(`${BASE}/signin`);
+    await bob.fill('#username', 'bob');
+    await bob.fill('#password', 'correct horse battery staple');
+    await bob.click('form[action="/signin"] button[type=submit]');
+    await bob.waitForURL(`${BASE}/library`);
+    const row = (u) => `#user-rows li[data-user="${u}"]`;
+    await root.check(`${row('bob')} input[type=checkbox]`);
+    await root.click(`${row('bob')} button`);
+    await root.waitForFunction(() => document.querySelector('#users [data-done]').textContent === 'Saved bob.');
+    assert.match(await root.textContent(row('bob')), /disabled/);
+    assert.equal((await bobContext.request.get(`${BASE}/api/v1/account`)).status(), 401, 'bob is signed out');
+    await root.uncheck(`${row('bob')} input[type=checkbox]`);
+    await root.click(`${row('bob')} button`);
+    await root.waitForFunction(() => !/disabled/.test(document.querySelector('#user-rows li[data-user="bob"]').textContent));
+    // A quota for alice: her account page shows it.
+    await root.fill(`${row('alice')} input[type=number]`, '500');
+    await root.click(`${row('alice')} button`);
+    await root.waitForFunction(() => document.querySelector('#users [data-done]').textContent === 'Saved alice.');
+    await page.goto(`${BASE}/account`);
+    assert.match(await page.textContent('#profile-storage'), /of 500\.0 MB/);
+    // Jobs: the dead letters (none) say so; the succeeded ones are listed.
+    await root.selectOption('#job-state', 'dead');
+    await root.waitForSelector('#job-rows li.empty');
+    await root.selectOption('#job-state', 'succeeded');
+    await root.waitForSelector('#job-rows li[data-state="succeeded"]');
+    // The audit log has what just happened, filtered by kind.
+    await root.fill('#audit-kind', 'user_disabled');
+    await root.click('#audit-form button[type=submit]');
+    await root.waitForSelector('#audit-rows li[data-audit="user_disabled"]');
+    assert.equal(await root.locator('#audit-rows li').count(), 1);
+    await rootContext.close();
+    await bobContext.close();
+  });
+
+  await step('sign in through the OpenID provider, and reset a forgotten password by its link', async () => {
+    const carolContext = await fresh();
+    const carol = await carolContext.newPage();
+    await carol.goto(`${BASE}/signin`);
+    const button = carol.locator('a.button', { hasText: 'Sign in with Test ID' });
+    // The test provider signs in the account its login_hint names, without a form.
+    const href = await button.getAttribute('href');
+    await carol.goto(`${BASE}${href}&login_hint=carol`);
+    await carol.waitForURL(`${BASE}/library`);
+    assert.equal(new URL(carol.url()).hash, '', 'no code left in the address');
+    const me = await carol.evaluate(() => window.framehouse.api('GET', '/api/v1/account'));
+    assert.ok(!me.has_password, 'an account of the provider');
+    await carol.goto(`${BASE}/signin/oidc#code=fhc_not-a-real-code`);
+    await carol.waitForSelector('p.error');
+    assert.match(await carol.textContent('p.error'), /invalid, used or expired/);
+    await carolContext.close();
+    // bob forgot his password: the link arrives through the notifier (a log file here).
+    const bobContext = await fresh();
+    const bob = await bobContext.newPage();
+    await bob.goto(`${BASE}/signin`);
+    await bob.click('a[href="/reset-password"]');
+    await bob.fill('#reset-login', 'bob');
+    await bob.click('#reset-request button[type=submit]');
+    await bob.waitForSelector('#reset [data-done]:not([hidden])');
+    await capture(bob, 'reset');
+    let link = null;
+    await until('the reset notice', 30_000, async () => {
+      const lines = fs.existsSync(process.env.NOTIFICATIONS) ? fs.readFileSync(process.env.NOTIFICATIONS, 'utf8').trim().split('\n') : [];
+      link = lines.map((l) => JSON.parse(l)).find((n) => n.username === 'bob')?.link;
+      return link;
+    });
+    await bob.goto(link);
+    await bob.waitForSelector('#reset-confirm:not([hidden])');
+    assert.equal(new URL(bob.url()).hash, '', 'the token left the address');
+    await bob.fill('#reset-new', 'bob has a new passphrase');
+    await bob.fill('#reset-repeat', 'bob has a new passphrase');
+    await bob.click('#reset-confirm button[type=submit]');
+    await bob.waitForFunction(() => /password is set/.test(document.querySelector('#reset [data-done]').textContent));
+    await bob.goto(`${BASE}/signin`);
+    await bob.fill('#username', 'bob');
+    await bob.fill('#password', 'bob has a new passphrase');
+    await bob.click('form[action="/signin"] button[type=submit]');
+    await bob.waitForURL(`${BASE}/library`);
+    await bobContext.close();
   });
 
   await step('accessibility: no serious or critical axe violations on any page', async () => {

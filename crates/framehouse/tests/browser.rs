@@ -114,9 +114,28 @@ fn fixtures(dir: &Path) {
 async fn the_web_ui_in_chromium() {
     let media = tempfile::tempdir().unwrap();
     fixtures(media.path());
-    let mut server = Server::with_roles(Store::Local, "api,worker,scheduler");
+    // The test OpenID provider (GOOD) for the sign-in button, and webhooks allowed to
+    // reach the suite's receiver on loopback.
+    let extra = format!(
+        "[[auth.oidc]]\nid = \"test\"\nname = \"Test ID\"\nissuer = \"{}\"\n\
+         client_id = \"framehouse\"\nclient_secret = \"framehouse-secret\"\n\
+         scopes = [\"openid\", \"email\", \"profile\"]\n\
+         [webhooks]\nallow_private_targets = true\n",
+        service_env("FRAMEHOUSE_TEST_OIDC_GOOD")
+    );
+    let mut server = Server::with_config(Store::Local, "api,worker,scheduler", &extra);
     let http = reqwest::Client::new();
     server.wait_ready(&http).await;
+    // An operator's admin, made with the CLI beside the running server.
+    server.cli(&[
+        "user",
+        "create",
+        "--username",
+        "root",
+        "--password",
+        "correct horse battery staple",
+        "--admin",
+    ]);
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -125,6 +144,7 @@ async fn the_web_ui_in_chromium() {
         .arg(service_env("FRAMEHOUSE_TEST_BROWSER_SUITE"))
         .env("FRAMEHOUSE_BASE", server.base())
         .env("FIXTURES", media.path())
+        .env("NOTIFICATIONS", server.data_dir().join("notifications.log"))
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", service_env("FRAMEHOUSE_TEST_CHROMIUM"))
         .stdin(Stdio::piped())
@@ -162,7 +182,7 @@ async fn the_web_ui_in_chromium() {
         tail(&server.log(), 60)
     );
     assert_eq!(restarts, 1, "the suite restarted the server once");
-    assert_eq!(steps.len(), 13, "every step ran: {steps:#?}");
+    assert_eq!(steps.len(), 16, "every step ran: {steps:#?}");
     let shot = std::fs::read(shots.join("library-phone.png")).expect("screenshots are written");
     assert_eq!(&shot[1..4], b"PNG");
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-// Shared with tus_clients.rs, which uses all of it.
+// Shared with tus_clients.rs and browser.rs.
 #[allow(dead_code)]
 #[path = "support/server.rs"]
 mod server;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+// Shared with cli.rs and browser.rs, which use parts this file does not.
+#[allow(dead_code)]
 #[path = "support/server.rs"]
 mod server;
 use server::{service_env, sign_up, Server, Store};

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use queue::{JobHandler, Periodic};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::kernel::error::AppResult;
 use crate::kernel::outbox::feed::Listener;
 use crate::kernel::outbox::relay::Subscriber;
 use crate::media::kinds::MediaKind;
@@ -93,4 +96,80 @@ pub trait Domain: Sync {
     fn gauges<'a>(&self, _state: &'a AppState) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+
+    /// Its figures for the admin overview (`GET /api/v1/admin/overview`): counts and
+    /// bytes of what it keeps, read from the database at request time.
+    fn figures<'a>(&self, _state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// One number of the admin overview.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Figure {
+    /// The domain that reports it.
+    pub domain: &'static str,
+    /// A stable name, such as `items.video` or `bytes.originals`.
+    pub name: String,
+    /// What a person reads beside the number.
+    pub label: String,
+    pub value: i64,
+    /// `count`, `bytes` or `seconds`.
+    pub unit: &'static str,
+}
+
+impl Figure {
+    fn new(
+        domain: &'static str,
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: i64,
+        unit: &'static str,
+    ) -> Figure {
+        Figure {
+            domain,
+            name: name.into(),
+            label: label.into(),
+            value,
+            unit,
+        }
+    }
+
+    pub fn count(
+        domain: &'static str,
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: i64,
+    ) -> Figure {
+        Figure::new(domain, name, label, value, "count")
+    }
+
+    pub fn bytes(
+        domain: &'static str,
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: i64,
+    ) -> Figure {
+        Figure::new(domain, name, label, value, "bytes")
+    }
+
+    pub fn seconds(
+        domain: &'static str,
+        name: impl Into<String>,
+        label: impl Into<String>,
+        value: i64,
+    ) -> Figure {
+        Figure::new(domain, name, label, value, "seconds")
+    }
+}
+
+/// One number from a query of one `BIGINT` with its integer parameters `$1…` (a
+/// `COUNT`, or a `SUM` cast to `BIGINT`, which PostgreSQL would otherwise widen to
+/// `NUMERIC`; NULL reads as 0).
+pub async fn scalar(state: &AppState, sql: &str, binds: &[i64]) -> AppResult<i64> {
+    let mut query = sqlx::query_scalar::<_, Option<i64>>(sql);
+    for b in binds {
+        query = query.bind(*b);
+    }
+    Ok(query.fetch_one(&state.db.pool).await?.unwrap_or(0))
 }

@@ -79,6 +79,31 @@ impl Server {
         server
     }
 
+    /// The server's data directory (`notifications.log` lives there).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `framehouse ARGS` with this server's configuration and data, as an operator
+    /// would beside it; panics unless it succeeds.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_framehouse"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "framehouse {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -72,6 +72,24 @@ impl crate::domain::Domain for Identity {
         "identity"
     }
 
+    fn figures<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> futures::future::BoxFuture<'a, crate::kernel::error::AppResult<Vec<crate::domain::Figure>>>
+    {
+        use crate::domain::{scalar, Figure};
+        Box::pin(async move {
+            let d = "identity";
+            let now = crate::kernel::time::now_ms();
+            Ok(vec![
+                Figure::count(d, "users", "Accounts", scalar(state, "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL", &[]).await?),
+                Figure::count(d, "users.admin", "Administrators", scalar(state, "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL AND is_admin = 1", &[]).await?),
+                Figure::count(d, "users.disabled", "Disabled accounts", scalar(state, "SELECT COUNT(*) FROM users WHERE deleted_at IS NULL AND disabled_at IS NOT NULL", &[]).await?),
+                Figure::count(d, "sessions", "Signed-in sessions", scalar(state, "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1", &[now]).await?),
+            ])
+        })
+    }
+
     fn routes(&self) -> OpenApiRouter<AppState> {
         routes()
     }

@@ -200,23 +200,28 @@ pub struct ProviderView {
 #[utoipa::path(get, path = "/api/v1/auth/oidc/providers", tag = "auth",
     responses((status = 200, body = [ProviderView])))]
 pub async fn list_providers(State(state): State<AppState>) -> Json<Vec<ProviderView>> {
-    let mut views: Vec<ProviderView> = state
-        .identity
-        .oidc
-        .providers
-        .values()
-        .map(|p| ProviderView {
-            id: p.settings.id.clone(),
-            name: if p.settings.name.is_empty() {
-                p.settings.id.clone()
-            } else {
-                p.settings.name.clone()
-            },
-            login_url: format!("/api/v1/auth/oidc/{}/login", p.settings.id),
-        })
-        .collect();
-    views.sort_by(|a, b| a.id.cmp(&b.id));
-    Json(views)
+    Json(state.identity.oidc.views())
+}
+
+impl OidcProviders {
+    /// The configured providers as sign-in buttons show them, by id.
+    pub fn views(&self) -> Vec<ProviderView> {
+        let mut views: Vec<ProviderView> = self
+            .providers
+            .values()
+            .map(|p| ProviderView {
+                id: p.settings.id.clone(),
+                name: if p.settings.name.is_empty() {
+                    p.settings.id.clone()
+                } else {
+                    p.settings.name.clone()
+                },
+                login_url: format!("/api/v1/auth/oidc/{}/login", p.settings.id),
+            })
+            .collect();
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        views
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -500,13 +505,23 @@ pub async fn exchange_code(
     client: ClientInfo,
     AppJson(req): AppJson<ExchangeRequest>,
 ) -> AppResult<Json<TokenResponse>> {
+    let (user_id, method) = redeem(&state, &req.code).await?;
+    Ok(Json(
+        open_session(&state, &user_id, &method, &client).await?,
+    ))
+}
+
+/// Spends the one-time code of a redirect-mode sign-in (within a minute, once): the
+/// account it signs in, and the session method (`oidc:<provider>`). The web UI opens a
+/// browser session with it; programs get tokens from [`exchange_code`].
+pub async fn redeem(state: &AppState, code: &str) -> AppResult<(String, String)> {
     let invalid = || {
         AppError::bad_request(
             "invalid_code",
             "this sign-in code is invalid, used or expired",
         )
     };
-    let hash = secret_hash(&req.code);
+    let hash = secret_hash(code);
     let row = sqlx::query("SELECT user_id, method, created_at FROM login_codes WHERE hash = $1")
         .bind(&hash)
         .fetch_optional(&state.db.pool)
@@ -524,13 +539,10 @@ pub async fn exchange_code(
     let user_id: String = row.try_get("user_id")?;
     let method: String = row.try_get("method")?;
     match users::find_by_id(&state.db, &user_id).await? {
-        Some(user) if user.disabled_at.is_none() => {}
-        Some(_) => return Err(disabled()),
-        None => return Err(invalid()),
+        Some(user) if user.disabled_at.is_none() => Ok((user_id, method)),
+        Some(_) => Err(disabled()),
+        None => Err(invalid()),
     }
-    Ok(Json(
-        open_session(&state, &user_id, &method, &client).await?,
-    ))
 }
 
 /// Trades the code for tokens and verifies the ID token. A signature by a key the

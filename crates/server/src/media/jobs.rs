@@ -1,5 +1,5 @@
 //! The job API: poll one job, cancel it, and (admins) list jobs by state — the
-//! dead-letter view. A job is visible through the item it works for. Dead letters are
+//! dead-letter view — and queue a dead job again. A job is visible through the item it works for. Dead letters are
 //! announced as `job.dead_lettered` events, written by the queue's dead-letter hook in the
 //! transaction that kills the job.
 
@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::identity::{Admin, Caller, Writer};
+use crate::identity::auth::ClientInfo;
+use crate::identity::{Admin, AuditEvent, Caller, Writer};
 use crate::kernel::error::{AppError, AppQuery, AppResult, ErrorBody};
 use crate::kernel::outbox::Event;
 use crate::kernel::paging::Page;
@@ -23,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_jobs))
         .routes(routes!(get_job))
         .routes(routes!(cancel_job))
+        .routes(routes!(retry_job))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -119,6 +121,63 @@ pub async fn cancel_job(
             tx.commit().await?;
         }
     }
+    let job = state
+        .queue
+        .get(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found("job"))?;
+    Ok(Json(job.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView, description = "queued again with a fresh set of attempts"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the job is not dead, or a live job with its unique key exists")))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> AppResult<Json<JobView>> {
+    let id = JobId::parse(&id).map_err(|_| AppError::not_found("job"))?;
+    let job = state
+        .queue
+        .get(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found("job"))?;
+    let conflict =
+        |message: String| AppError::new(axum::http::StatusCode::CONFLICT, "job_not_dead", message);
+    match state.queue.retry_dead(&id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(conflict(format!(
+                "the job is {}, not dead",
+                job.state.as_str()
+            )))
+        }
+        Err(queue::QueueError::UniqueKeyTaken(_)) => {
+            return Err(conflict(
+                "the same work is already queued by another job".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // A file whose processing died shows as processing again until the job ends.
+    if let Some(blob_id) = job.payload.get("blob_id").and_then(|v| v.as_str()) {
+        if state.media.kinds.is_processing_job(&job.kind) {
+            sqlx::query("UPDATE blobs SET status = 'processing', error = NULL WHERE id = $1 AND status = 'failed'")
+                .bind(blob_id)
+                .execute(&state.db.pool)
+                .await?;
+        }
+    }
+    AuditEvent::new("job_retried")
+        .actor(&admin.user_id)
+        .client(&client)
+        .detail(serde_json::json!({ "job_id": id.as_str(), "kind": job.kind }))
+        .record(&state.db)
+        .await;
     let job = state
         .queue
         .get(&id)

@@ -33,7 +33,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{Domain, Job};
+use crate::domain::{scalar, Domain, Figure, Job};
 use crate::identity::{Caller, Deleter, Viewer, Writer};
 use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::outbox::feed::Listener;
@@ -52,6 +52,10 @@ pub struct Media;
 impl Domain for Media {
     fn name(&self) -> &'static str {
         "media"
+    }
+
+    fn figures<'a>(&self, state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {
+        Box::pin(figures(state))
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
@@ -340,4 +344,58 @@ pub async fn delete_media(
     state.media.cache.invalidate_item(&item.id).await;
     state.queue.notify();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Media's figures for the admin overview: items by kind, and the bytes of originals and
+/// of their preset renditions.
+async fn figures(state: &AppState) -> AppResult<Vec<Figure>> {
+    let d = "media";
+    let mut out = vec![Figure::count(
+        d,
+        "items",
+        "Items",
+        scalar(state, "SELECT COUNT(*) FROM media", &[]).await?,
+    )];
+    let by_kind: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT b.kind, COUNT(*) FROM media m JOIN blobs b ON b.id = m.blob_id \
+         GROUP BY b.kind ORDER BY b.kind",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    for (kind, n) in by_kind {
+        out.push(Figure::count(
+            d,
+            format!("items.{kind}"),
+            format!("{kind} items"),
+            n,
+        ));
+    }
+    let blobs = |status| format!("SELECT COUNT(*) FROM blobs WHERE status = '{status}'");
+    out.extend([
+        Figure::count(
+            d,
+            "blobs.processing",
+            "Files being processed",
+            scalar(state, &blobs("processing"), &[]).await?,
+        ),
+        Figure::count(
+            d,
+            "blobs.failed",
+            "Files that failed processing",
+            scalar(state, &blobs("failed"), &[]).await?,
+        ),
+        Figure::bytes(
+            d,
+            "bytes.originals",
+            "Originals",
+            scalar(state, "SELECT CAST(SUM(size) AS BIGINT) FROM blobs", &[]).await?,
+        ),
+        Figure::bytes(
+            d,
+            "bytes.variants",
+            "Preset renditions",
+            scalar(state, "SELECT CAST(SUM(size) AS BIGINT) FROM variants", &[]).await?,
+        ),
+    ]);
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod nodes;
+mod overview;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -30,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The operations routes only the api role serves (they need a signed-in admin).
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    nodes::routes()
+    nodes::routes().merge(overview::routes())
 }
 
 /// `/api/v1/openapi.json`, serving the document the routes made.

@@ -41,6 +41,36 @@ impl Domain for Transform {
         "transform"
     }
 
+    fn figures<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> futures::future::BoxFuture<'a, crate::kernel::error::AppResult<Vec<crate::domain::Figure>>>
+    {
+        use crate::domain::{scalar, Figure};
+        Box::pin(async move {
+            let d = "transform";
+            Ok(vec![
+                Figure::count(
+                    d,
+                    "cached",
+                    "Cached transforms",
+                    scalar(state, "SELECT COUNT(*) FROM transform_results", &[]).await?,
+                ),
+                Figure::bytes(
+                    d,
+                    "bytes.cached",
+                    "Transform cache",
+                    scalar(
+                        state,
+                        "SELECT CAST(SUM(size) AS BIGINT) FROM transform_results",
+                        &[],
+                    )
+                    .await?,
+                ),
+            ])
+        })
+    }
+
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new().routes(routes!(create_signed_url))
     }

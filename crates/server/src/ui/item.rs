@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{error_page, Shell, Visit};
+use super::{bytes, error_page, Shell, Visit};
 use crate::identity::{Viewer, Writer};
 use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::kernel::time::{now_ms, rfc3339};
@@ -128,16 +128,6 @@ pub fn clock(secs: f64) -> String {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-fn bytes(n: i64) -> String {
-    let n = n as f64;
-    match n {
-        n if n >= 1e9 => format!("{:.1} GB", n / 1e9),
-        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
-        n if n >= 1e3 => format!("{:.0} kB", n / 1e3),
-        n => format!("{n} bytes"),
     }
 }
 

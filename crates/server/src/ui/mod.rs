@@ -8,6 +8,8 @@
 //! are sent with a strict Content-Security-Policy: scripts and styles only from this
 //! origin, none inline.
 
+mod account;
+mod admin;
 pub mod assets;
 mod embed;
 mod item;
@@ -52,6 +54,8 @@ impl crate::domain::Domain for Ui {
             .merge(library::pages())
             .merge(upload::pages())
             .merge(item::pages())
+            .merge(account::pages())
+            .merge(admin::pages())
             .layer(axum::middleware::from_fn(page_headers));
         // Embeds are framed by other sites: their own headers.
         pages
@@ -138,6 +142,17 @@ pub fn label(title: &str, kind: &str) -> String {
         format!("Untitled {kind}")
     } else {
         title.to_string()
+    }
+}
+
+/// A size as people read it: `12.3 MB`.
+pub fn bytes(n: i64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1e9 => format!("{:.1} GB", n / 1e9),
+        n if n >= 1e6 => format!("{:.1} MB", n / 1e6),
+        n if n >= 1e3 => format!("{:.0} kB", n / 1e3),
+        n => format!("{n} bytes"),
     }
 }
 

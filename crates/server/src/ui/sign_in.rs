@@ -1,6 +1,8 @@
 //! Sign in, sign up and sign out: forms that work without JavaScript, checked against
 //! the browser's CSRF token, through identity's own functions (rate limits, lockout,
-//! audit), ending in a session cookie.
+//! audit), ending in a session cookie. Also the end of an OpenID sign-in (the one-time
+//! code from the provider's return, traded for a browser session) and the password
+//! reset page.
 
 use askama::Template;
 use axum::extract::State;
@@ -21,7 +23,13 @@ pub fn pages() -> Router<AppState> {
         .route("/signin", get(sign_in_page).post(sign_in))
         .route("/signup", get(sign_up_page).post(sign_up))
         .route("/signout", post(sign_out))
+        .route("/signin/oidc", get(oidc_page).post(oidc_finish))
+        .route("/reset-password", get(reset_page))
 }
+
+/// Where an OpenID sign-in started from the sign-in page returns, its code in the
+/// fragment.
+const OIDC_RETURN: &str = "/signin/oidc";
 
 #[derive(Template)]
 #[template(path = "signin.html")]
@@ -30,6 +38,21 @@ struct SignInPage {
     error: Option<String>,
     username: String,
     open_registration: bool,
+    /// The configured OpenID providers: a button each.
+    providers: Vec<identity::oidc::ProviderView>,
+}
+
+#[derive(Template)]
+#[template(path = "signin_oidc.html")]
+struct OidcPage {
+    shell: Shell,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    shell: Shell,
 }
 
 #[derive(Template)]
@@ -48,6 +71,16 @@ impl SignInPage {
             error,
             username,
             open_registration: state.settings.auth.open_registration,
+            providers: state
+                .identity
+                .oidc
+                .views()
+                .into_iter()
+                .map(|mut p| {
+                    p.login_url = format!("{}?redirect={OIDC_RETURN}", p.login_url);
+                    p
+                })
+                .collect(),
         }
     }
 }
@@ -110,7 +143,7 @@ async fn sign_in(
         check_form(&state, &headers, &form.csrf)?;
         let user = identity::check_password_sign_in(&state, &client, &form.username, form.password)
             .await?;
-        start_session(&state, &user.id, &client).await
+        start_session(&state, &user.id, "password", &client).await
     }
     .await;
     match done {
@@ -123,15 +156,17 @@ async fn sign_in(
     }
 }
 
-/// Opens a browser session after a password check or a sign-up, audited as a login.
+/// Opens a browser session after a password check, a sign-up or an OpenID sign-in
+/// (`method`), audited as a login.
 async fn start_session(
     state: &AppState,
     user_id: &str,
+    method: &str,
     client: &ClientInfo,
 ) -> Result<String, crate::kernel::error::AppError> {
-    let secret = browser::start(state, user_id, "password", client).await?;
+    let secret = browser::start(state, user_id, method, client).await?;
     AuditEvent::by_user("login_succeeded", user_id, client)
-        .detail(serde_json::json!({ "method": "password", "browser": true }))
+        .detail(serde_json::json!({ "method": method, "browser": true }))
         .record(&state.db)
         .await;
     Ok(secret)
@@ -175,7 +210,7 @@ async fn sign_up(
             email: Some(form.email.trim().to_string()).filter(|e| !e.is_empty()),
         };
         let user = identity::sign_up(&state, &client, req).await?;
-        start_session(&state, &user.id, &client).await
+        start_session(&state, &user.id, "password", &client).await
     }
     .await;
     match done {
@@ -210,4 +245,58 @@ async fn sign_out(
         browser::set_cookie(&state, SESSION_COOKIE, None),
     );
     response
+}
+
+/// `GET /signin/oidc`: the page an OpenID sign-in returns to. Its script moves the code
+/// from the fragment (never sent to servers, never in logs) into the form and sends it.
+async fn oidc_page(State(state): State<AppState>, mut visit: Visit) -> Response {
+    let page = OidcPage {
+        shell: visit.shell(&state, "Signing in", "signin"),
+        error: None,
+    };
+    visit.render(&state, StatusCode::OK, page)
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /signin/oidc`: trades the one-time code for a browser session.
+async fn oidc_finish(
+    State(state): State<AppState>,
+    mut visit: Visit,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let done = async {
+        check_form(&state, &headers, &form.csrf)?;
+        let (user_id, method) = identity::oidc::redeem(&state, form.code.trim()).await?;
+        start_session(&state, &user_id, &method, &client).await
+    }
+    .await;
+    match done {
+        Ok(secret) => signed_in(&state, &secret),
+        Err(e) => {
+            let (status, message) = shown(e);
+            let page = OidcPage {
+                shell: visit.shell(&state, "Signing in", "signin"),
+                error: Some(message),
+            };
+            visit.render(&state, status, page)
+        }
+    }
+}
+
+/// `GET /reset-password`: asks for a reset link, or, opened from one (the token in the
+/// fragment), sets the new password — both through the JSON API.
+async fn reset_page(State(state): State<AppState>, mut visit: Visit) -> Response {
+    let page = ResetPage {
+        shell: visit.shell(&state, "Reset your password", "signin"),
+    };
+    visit.render(&state, StatusCode::OK, page)
 }

@@ -64,6 +64,21 @@ impl Domain for Uploads {
         "uploads"
     }
 
+    fn figures<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> futures::future::BoxFuture<'a, crate::kernel::error::AppResult<Vec<crate::domain::Figure>>>
+    {
+        use crate::domain::{scalar, Figure};
+        Box::pin(async move {
+            let d = "uploads";
+            Ok(vec![
+                Figure::count(d, "unfinished", "Unfinished uploads", scalar(state, "SELECT COUNT(*) FROM uploads WHERE state = 'receiving'", &[]).await?),
+                Figure::bytes(d, "bytes.unfinished", "Bytes of unfinished uploads", scalar(state, "SELECT CAST(SUM(received) AS BIGINT) FROM uploads WHERE state = 'receiving'", &[]).await?),
+            ])
+        })
+    }
+
     fn routes(&self) -> OpenApiRouter<AppState> {
         // The direct-upload URLs take no credentials, so any page may use them.
         let cors = CorsLayer::new()

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{Domain, Job};
+use crate::domain::{scalar, Domain, Figure, Job};
 use crate::kernel::error::{AppError, AppResult};
 use crate::media::kinds::MediaKind;
 use crate::settings::Settings;
@@ -36,6 +36,14 @@ pub struct Video;
 impl Domain for Video {
     fn name(&self) -> &'static str {
         "video"
+    }
+
+    fn figures<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> futures::future::BoxFuture<'a, crate::kernel::error::AppResult<Vec<crate::domain::Figure>>>
+    {
+        Box::pin(figures(state))
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
@@ -235,4 +243,35 @@ pub fn container_mime(format: &str) -> Option<&'static str> {
         "wav" => "audio/wav",
         _ => return None,
     })
+}
+
+/// Video's figures for the admin overview: HLS renditions and their bytes (summed from
+/// each rendition's file list, read row by row), and the other published files.
+async fn figures(state: &AppState) -> AppResult<Vec<Figure>> {
+    use futures::TryStreamExt;
+    let d = "video";
+    let (mut renditions, mut bytes) = (0i64, 0i64);
+    let mut rows =
+        sqlx::query_scalar::<_, String>("SELECT files FROM renditions").fetch(&state.db.pool);
+    while let Some(files) = rows.try_next().await? {
+        renditions += 1;
+        let sizes: std::collections::HashMap<String, i64> =
+            serde_json::from_str(&files).unwrap_or_default();
+        bytes += sizes.values().sum::<i64>();
+    }
+    Ok(vec![
+        Figure::count(d, "renditions", "HLS renditions", renditions),
+        Figure::bytes(d, "bytes.renditions", "HLS segments and playlists", bytes),
+        Figure::bytes(
+            d,
+            "bytes.files",
+            "Posters, storyboards, MP4s and audio",
+            scalar(
+                state,
+                "SELECT CAST(SUM(size) AS BIGINT) FROM blob_files",
+                &[],
+            )
+            .await?,
+        ),
+    ])
 }

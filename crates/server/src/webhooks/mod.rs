@@ -39,6 +39,58 @@ impl Domain for Webhooks {
         "webhooks"
     }
 
+    fn figures<'a>(
+        &self,
+        state: &'a AppState,
+    ) -> futures::future::BoxFuture<'a, crate::kernel::error::AppResult<Vec<crate::domain::Figure>>>
+    {
+        use crate::domain::{scalar, Figure};
+        Box::pin(async move {
+            let d = "webhooks";
+            Ok(vec![
+                Figure::count(
+                    d,
+                    "endpoints",
+                    "Webhook endpoints",
+                    scalar(state, "SELECT COUNT(*) FROM webhooks", &[]).await?,
+                ),
+                Figure::count(
+                    d,
+                    "endpoints.disabled",
+                    "Disabled endpoints",
+                    scalar(
+                        state,
+                        "SELECT COUNT(*) FROM webhooks WHERE enabled = 0",
+                        &[],
+                    )
+                    .await?,
+                ),
+                Figure::count(
+                    d,
+                    "deliveries.pending",
+                    "Deliveries waiting",
+                    scalar(
+                        state,
+                        "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'",
+                        &[],
+                    )
+                    .await?,
+                ),
+                Figure::count(
+                    d,
+                    "deliveries.failed",
+                    "Deliveries given up",
+                    scalar(
+                        state,
+                        "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'failed'",
+                        &[],
+                    )
+                    .await?,
+                ),
+            ])
+        })
+    }
+
     fn routes(&self) -> OpenApiRouter<AppState> {
         use api::*;
         OpenApiRouter::new()

@@ -16,6 +16,7 @@ use server::settings::{OidcProviderSettings, Secret};
 
 use crate::both_backends;
 use crate::helpers::{error_code, service_env, spawn_app_with, Backend, TestApp};
+use crate::ui::csrf_of;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -547,6 +548,59 @@ both_backends!(@gated [cfg_attr(skip_oidc, ignore = "FRAMEHOUSE_TEST_SKIP_OIDC=1
     an_id_token_with_another_nonce_is_refused,
     an_id_token_signed_by_an_unpublished_key_is_refused,
     with_a_redirect_the_page_gets_a_one_time_code_for_the_tokens,
+    the_sign_in_pages_button_ends_in_a_browser_session,
     the_providers_are_listed_and_an_unknown_one_is_not_found,
     a_disabled_account_cannot_sign_in_through_the_provider,
 );
+
+/// The text of `path` as `browser` gets it.
+async fn page_text(app: &TestApp, browser: &Client, path: &str) -> String {
+    let resp = browser.get(app.url(path)).send().await.unwrap();
+    resp.text().await.unwrap()
+}
+
+async fn the_sign_in_pages_button_ends_in_a_browser_session(backend: Backend) {
+    let app = oidc_app(backend, |_| {}).await;
+    // One browser throughout: its pre-session cookie binds the CSRF token of the form.
+    let browser = browser(|url| url.path() == "/signin/oidc");
+    let html = page_text(&app, &browser, "/signin").await;
+    assert!(html.contains("Sign in with good"), "{html}");
+    assert!(html.contains("oidc/good/login?redirect="), "{html}");
+    let query = [("login_hint", "ivy"), ("redirect", "/signin/oidc")];
+    let resp = start(&app, &browser, "good", &query).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()[LOCATION].to_str().unwrap().to_string();
+    let code = location
+        .strip_prefix("/signin/oidc#code=")
+        .unwrap_or_else(|| panic!("redirected to {location}"))
+        .to_string();
+    // The page the provider returns to: its script posts the code from the fragment.
+    let html = page_text(&app, &browser, "/signin/oidc").await;
+    assert!(html.contains("/assets/signin."), "{html}");
+    let csrf = csrf_of(&html);
+    let finish = |csrf: String, code: String| {
+        browser
+            .post(app.url("/signin/oidc"))
+            .form(&[("_csrf", csrf), ("code", code)])
+            .send()
+    };
+    let resp = finish(csrf, code.clone()).await.unwrap();
+    assert_eq!(resp.url().path(), "/library", "signed in, to the library");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(r#"class="username">ivy<"#), "{html}");
+    assert_eq!(
+        app.count("sessions WHERE method = 'browser:oidc:good' AND cookie_hash IS NOT NULL")
+            .await,
+        1
+    );
+    // Once only (with the form's token of the new session).
+    let html = page_text(&app, &browser, "/signin/oidc").await;
+    let resp = finish(csrf_of(&html), code).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid, used or expired"));
+}

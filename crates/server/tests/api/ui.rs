@@ -1,7 +1,8 @@
 //! The web UI's server side, over HTTP as a browser sends it: the sign-up and sign-in
 //! forms with their CSRF tokens, the session cookie's attributes, the cookie on the JSON
-//! API (CSRF header on writes), the security headers, the library's owner scoping, and
-//! the fingerprinted, pre-compressed assets. The browser suite (Chromium) drives the
+//! API (CSRF header on writes), the security headers, the library's owner scoping, the
+//! account and admin pages with the figures and job retries behind them, and the
+//! fingerprinted, pre-compressed assets. The browser suite (Chromium) drives the
 //! same pages end to end.
 
 use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_ENCODING, SET_COOKIE};
@@ -78,7 +79,7 @@ async fn post_form(
 }
 
 /// The CSRF token a page rendered into its `<meta>`.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find(r#"name="csrf-token" content=""#)
         .expect("csrf meta")
@@ -648,4 +649,175 @@ async fn the_upload_and_item_pages_are_for_their_owner() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, serde_json::Value) {
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_account_page_is_for_the_signed_in_and_the_admin_page_for_admins() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut anon = Jar::default();
+    for path in ["/account", "/admin"] {
+        let (status, headers, _) = page(&app, &mut anon, path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(headers["location"], "/signin");
+    }
+    let mut ada = sign_up(&app, "ada").await;
+    let (status, headers, html) = page(&app, &mut ada, "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(html.contains("/assets/account.") && html.contains("id=\"profile-username\">ada<"));
+    assert!(html.contains("value=\"media:write\"") && !html.contains("value=\"admin\""));
+    assert!(
+        html.contains("value=\"media.ready\""),
+        "webhook event types"
+    );
+    assert!(html.contains("href=\"/account\"") && !html.contains("href=\"/admin\""));
+    let (status, _, html) = page(&app, &mut ada, "/admin").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("for administrators"), "{html}");
+    // The page's own calls: an API key made by cookie with the CSRF header, not without.
+    let (_, _, html) = page(&app, &mut ada, "/account").await;
+    let token = csrf_of(&html);
+    let create = |csrf: Option<&str>| {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/api-keys"))
+            .header("cookie", ada.header())
+            .json(&serde_json::json!({ "name": "script", "scopes": ["media:read"] }));
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.send()
+    };
+    assert_eq!(create(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let (status, key) = json_of(create(Some(&token)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = key["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get(Some(&key), "/api/v1/media").await.status(),
+        StatusCode::OK
+    );
+    // Made an admin: the nav and the page follow at once.
+    sqlx::query("UPDATE users SET is_admin = 1 WHERE username = 'ada'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    app.state.identity.auth.forget();
+    let (status, _, html) = page(&app, &mut ada, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("/assets/admin.") && html.contains("<option value=\"dead\" selected>"));
+    let (_, _, html) = page(&app, &mut ada, "/account").await;
+    assert!(html.contains("href=\"/admin\"") && html.contains("value=\"admin\""));
+}
+
+crate::both_backends!(
+    the_admin_overview_counts_what_each_domain_keeps,
+    an_admin_retries_a_dead_job_and_only_a_dead_one,
+);
+
+async fn the_admin_overview_counts_what_each_domain_keeps(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let root = app.admin("root").await;
+    let ada = app.user("ada").await;
+    for (w, h) in [(64, 48), (80, 60)] {
+        let item = app.upload_ok(&ada, fixtures::png(w, h), "").await;
+        app.wait_processed(&ada, item["id"].as_str().unwrap()).await;
+    }
+    let (status, _) = json_of(app.get(Some(&ada), "/api/v1/admin/overview").await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, o) = json_of(app.get(Some(&root), "/api/v1/admin/overview").await).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    let figure = |name: &str| {
+        o["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no figure {name} in {o}"))["value"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(figure("items"), 2);
+    assert_eq!(figure("items.image"), 2);
+    assert_eq!((figure("users"), figure("users.admin")), (2, 1));
+    let originals = app
+        .scalar("SELECT CAST(SUM(size) AS BIGINT) FROM blobs")
+        .await;
+    assert!(originals > 0);
+    assert_eq!(figure("bytes.originals"), originals);
+    assert_eq!(
+        figure("bytes.variants"),
+        app.scalar("SELECT CAST(SUM(size) AS BIGINT) FROM variants")
+            .await
+    );
+    assert_eq!(figure("jobs.dead"), 0);
+    assert_eq!(figure("bytes.renditions"), 0, "no video");
+    assert_eq!(figure("endpoints"), 0, "no webhooks");
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(o["database"], expected);
+    assert_eq!(
+        (o["object_store"].as_str(), o["object_store_up"].as_bool()),
+        (Some("local"), Some(true))
+    );
+}
+
+async fn an_admin_retries_a_dead_job_and_only_a_dead_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let root = app.admin("root").await;
+    let ada = app.user("ada").await;
+    // A job of a kind no worker runs, claimed here and failed for good: a dead letter.
+    let queue = &app.state.queue;
+    let id = queue
+        .enqueue(queue::NewJob::new("ui_test_broken", serde_json::json!({})).max_attempts(1))
+        .await
+        .unwrap();
+    let job = queue
+        .claim(
+            "test",
+            Some(&["ui_test_broken"]),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+        .expect("claimed");
+    queue.fail(&job, "it broke", false).await.unwrap();
+    let (_, dead) = json_of(app.get(Some(&root), "/api/v1/jobs?state=dead").await).await;
+    assert_eq!(dead["jobs"][0]["id"], id.as_str());
+    assert_eq!(dead["jobs"][0]["last_error"], "it broke");
+    let retry = |token: String| {
+        app.client
+            .post(app.url(&format!("/api/v1/jobs/{}/retry", id.as_str())))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        retry(ada.clone()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let (status, view) = json_of(retry(root.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (view["state"].as_str(), view["attempts"].as_i64()),
+        (Some("queued"), Some(0))
+    );
+    let (status, again) = json_of(retry(root.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(again["error"]["code"], "job_not_dead");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'job_retried'")
+            .await,
+        1
+    );
+    let (status, _) = json_of(retry(root).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
 }

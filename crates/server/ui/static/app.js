@@ -16,10 +16,76 @@
     const res = await fetch(url, init);
     const text = await res.text();
     const data = text ? JSON.parse(text) : null;
-    if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
+    if (!res.ok) {
+      const err = new Error(data?.error?.message || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      err.code = data?.error?.code;
+      throw err;
+    }
     return data;
   }
-  window.framehouse = { api, csrf };
+
+  // An element with attributes and children (strings become text nodes, never HTML).
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    node.append(...children.filter((c) => c !== "" && c != null));
+    return node;
+  }
+
+  // A timestamp as the reader's locale writes it.
+  function when(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  }
+
+  // A page section whose actions show the API's message in its `[data-error]` and a
+  // confirmation in its `[data-done]`; a button is disabled while its action runs.
+  function section(id) {
+    const root = document.getElementById(id);
+    const error = root?.querySelector("[data-error]");
+    const done = root?.querySelector("[data-done]");
+    return {
+      async run(action) {
+        if (error) error.hidden = true;
+        if (done) done.hidden = true;
+        const button = document.activeElement instanceof HTMLButtonElement ? document.activeElement : null;
+        if (button) button.disabled = true;
+        try {
+          await action();
+        } catch (e) {
+          if (error) {
+            error.textContent = e.message;
+            error.hidden = false;
+          } else {
+            console.warn(id, e);
+          }
+        } finally {
+          if (button) button.disabled = false;
+        }
+      },
+      done(message) {
+        if (!done) return;
+        if (message) done.textContent = message;
+        done.hidden = false;
+      },
+    };
+  }
+  window.framehouse = { api, csrf, el, when, section };
+
+  // "Copy" buttons: `data-copy` names the input whose value they copy.
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest?.("button[data-copy]");
+    if (!button) return;
+    const input = document.getElementById(button.dataset.copy);
+    input.select();
+    try {
+      await navigator.clipboard.writeText(input.value);
+      button.textContent = "Copied";
+    } catch {
+      document.execCommand?.("copy");
+    }
+  });
 
   // Library: each card's ThumbHash painted under its image until the image arrives, so
   // the grid shows the pictures' colours at once (thumbhash.js, loaded on first use).
