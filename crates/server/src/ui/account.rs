@@ -54,14 +54,8 @@ async fn account_page(State(state): State<AppState>, mut visit: Visit) -> Respon
         Ok(None) => return Redirect::to("/signin").into_response(),
         Err(e) => return error_page(visit.person.take(), AppError::from(e)),
     };
-    let mut scopes = vec!["media:read", "media:write", "media:delete"];
-    if user.is_admin {
-        scopes.push("admin");
-    }
-    let mut event_types: Vec<&'static str> = crate::DOMAINS
-        .iter()
-        .flat_map(|d| d.event_types().iter().copied())
-        .collect();
+    let scopes = crate::identity::Scopes::of_user(user.is_admin).names();
+    let mut event_types: Vec<&'static str> = state.outbox.types.to_vec();
     event_types.sort_unstable();
     let profile = Profile {
         email: user.email.clone().unwrap_or_default(),
