@@ -67,6 +67,12 @@ pub trait Domain: Sync {
         Vec::new()
     }
 
+    /// What it knows of users and items that the media read rule needs (friends,
+    /// blocks, grants); at most one domain provides it.
+    fn relations(&self) -> Option<Arc<dyn crate::media::access::Relations>> {
+        None
+    }
+
     /// Kinds of media it adds to the media registry.
     fn media_kinds(&self) -> Vec<Arc<dyn MediaKind>> {
         Vec::new()

@@ -3,7 +3,8 @@
 //! `run_until_stopped` serves until the shutdown token is cancelled.
 //!
 //! Domains depend in one direction — kernel ← identity ← media ← {video, transform,
-//! playback, uploads} ← {events, webhooks} ← ui — and register themselves in [`DOMAINS`].
+//! playback, uploads} ← {events, webhooks} ← social ← ui — and register themselves in
+//! [`DOMAINS`].
 
 pub mod domain;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod media;
 pub mod ops;
 pub mod playback;
 pub mod settings;
+pub mod social;
 pub mod transform;
 pub mod ui;
 pub mod uploads;
@@ -53,6 +55,7 @@ pub static DOMAINS: &[&dyn Domain] = &[
     &uploads::Uploads,
     &events::Events,
     &webhooks::Webhooks,
+    &social::Social,
     &ui::Ui,
 ];
 
@@ -117,7 +120,8 @@ impl AppState {
             secret(&settings, "jwt.key", settings.auth.jwt_secret.expose())?,
         )?;
         let kinds = DOMAINS.iter().flat_map(|d| d.media_kinds()).collect();
-        let media = media::MediaState::new(&settings, &redis, kinds);
+        let relations = DOMAINS.iter().find_map(|d| d.relations());
+        let media = media::MediaState::new(&settings, &redis, kinds, relations);
         let transform =
             transform::TransformEngine::new(&settings, db.clone(), storage.clone(), redis.clone())?;
         let video = video::VideoEngine::new(&settings, storage.tmp_dir());

@@ -1,5 +1,5 @@
 //! Keeps the domains' one direction true: kernel ← identity ← media ← {video, transform,
-//! playback, uploads} ← {events, webhooks}. A file of a domain may name (`crate::…`) only its own
+//! playback, uploads} ← {events, webhooks} ← social ← ui. A file of a domain may name (`crate::…`) only its own
 //! domain, lower ones, the kernel and the application's shared types (`AppState`, the root
 //! `Settings`, the `Domain` trait); it may not reach a higher or a sibling domain through
 //! the state (`state.video`) or the settings (`settings.webhooks`) either, and its SQL
@@ -19,7 +19,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("uploads", 3),
     ("events", 4),
     ("webhooks", 4),
-    ("ui", 5),
+    ("social", 5),
+    ("ui", 6),
 ];
 
 /// What of the application every domain may use.
@@ -75,6 +76,11 @@ const TABLES: &[(&str, &str)] = &[
     ("uploads", "uploads"),
     ("direct_uploads", "uploads"),
     ("imports", "uploads"),
+    ("profiles", "social"),
+    ("friend_requests", "social"),
+    ("friendships", "social"),
+    ("follows", "social"),
+    ("blocks", "social"),
 ];
 
 /// Tables the code's SQL names after FROM, JOIN, INTO, UPDATE or TABLE.

@@ -34,14 +34,20 @@ pub enum Scope {
     MediaRead,
     MediaWrite,
     MediaDelete,
+    /// Friends, follows, albums, messages and notifications: reading them.
+    SocialRead,
+    /// … and changing them.
+    SocialWrite,
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::MediaRead,
         Scope::MediaWrite,
         Scope::MediaDelete,
+        Scope::SocialRead,
+        Scope::SocialWrite,
         Scope::Admin,
     ];
 
@@ -50,6 +56,8 @@ impl Scope {
             Scope::MediaRead => "media:read",
             Scope::MediaWrite => "media:write",
             Scope::MediaDelete => "media:delete",
+            Scope::SocialRead => "social:read",
+            Scope::SocialWrite => "social:write",
             Scope::Admin => "admin",
         }
     }
@@ -222,6 +230,17 @@ scoped_extractor!(
     /// A caller that may delete media (`media:delete`).
     Deleter,
     Scope::MediaDelete
+);
+scoped_extractor!(
+    /// A caller that may read its friends, albums, messages and notifications
+    /// (`social:read`).
+    SocialReader,
+    Scope::SocialRead
+);
+scoped_extractor!(
+    /// A caller that may change them (`social:write`).
+    SocialWriter,
+    Scope::SocialWrite
 );
 scoped_extractor!(
     /// An administrator (`admin` scope and the admin role).

@@ -36,7 +36,8 @@ use crate::settings::Settings;
 use crate::AppState;
 pub use audit::AuditEvent;
 pub use auth::{
-    Account, Admin, Authenticator, Caller, ClientInfo, Deleter, Scope, Scopes, Viewer, Writer,
+    Account, Admin, Authenticator, Caller, ClientInfo, Deleter, Scope, Scopes, SocialReader,
+    SocialWriter, Viewer, Writer,
 };
 pub use notify::Notifier;
 pub use oidc::OidcProviders;

@@ -186,6 +186,47 @@ pub async fn find_by_email(
     .collect()
 }
 
+/// These accounts, unless deleted, in no particular order.
+pub async fn find_many(db: &Db, ids: &[&str]) -> Result<Vec<User>, sqlx::Error> {
+    crate::kernel::db::fetch_in(
+        &db.pool,
+        "SELECT * FROM users WHERE id IN ({}) AND deleted_at IS NULL",
+        ids,
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Enabled accounts whose username starts with `prefix`, in username order after
+/// `after` (`_` and `%` in the prefix match themselves).
+pub async fn with_prefix(
+    db: &Db,
+    prefix: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    let pattern = prefix
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+        + "%";
+    sqlx::query(
+        "SELECT * FROM users WHERE username LIKE $1 ESCAPE '\\' AND username > $2
+            AND deleted_at IS NULL AND disabled_at IS NULL
+         ORDER BY username LIMIT $3",
+    )
+    .bind(pattern)
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
 /// Users in id (creation) order after `after`.
 pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query("SELECT * FROM users WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2")

@@ -1,13 +1,17 @@
 //! Who may read or change an item — the one place these decisions are made — and
-//! playback tokens: a private item's playlists and file URLs carry `?token=EXP.SIG` so a
+//! playback tokens. What higher domains know about the viewer and the owner (friends,
+//! blocks, album and conversation grants) reaches the rule through [`Relations`], which
+//! the social domain implements and registers at start-up. Playback tokens: a private item's playlists and file URLs carry `?token=EXP.SIG` so a
 //! player that cannot send an `Authorization` header can still fetch them. SIG is the
 //! keyring's HMAC over the item id and the expiry; verification is constant-time.
 
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::repo::{self, ItemRow};
 use crate::identity::{Caller, Viewer};
+use crate::kernel::db::Db;
 use crate::kernel::error::{AppError, AppResult};
 use crate::kernel::ids::MediaId;
 use crate::kernel::keyring::Keyring;
@@ -18,13 +22,66 @@ fn is_owner_or_admin(item: &ItemRow, caller: &Caller) -> bool {
     caller.is_admin || caller.user_id == item.owner_id
 }
 
-/// Read access: non-private items are readable by anyone, private ones by owner/admins.
-pub fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
-    item.visibility != "private"
-        || viewer
-            .0
-            .as_ref()
-            .is_some_and(|c| is_owner_or_admin(item, c))
+/// What is known of a signed-in viewer and an item's owner beyond the item itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Relation {
+    /// One of the two blocked the other: the item does not exist for the viewer.
+    pub blocked: bool,
+    /// They are accepted friends: `friends` items are readable.
+    pub friends: bool,
+    /// The viewer holds a grant on this very item (an album it is in, a conversation
+    /// it was shared in): readable whatever its visibility.
+    pub granted: bool,
+}
+
+/// The relations a higher domain keeps between users and items, asked only for a
+/// signed-in viewer who neither owns the item nor is an admin.
+pub trait Relations: Send + Sync {
+    fn relation<'a>(
+        &'a self,
+        db: &'a Db,
+        item: &'a ItemRow,
+        viewer_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Relation>>;
+}
+
+/// No social domain: nobody is related.
+pub struct NoRelations;
+
+impl Relations for NoRelations {
+    fn relation<'a>(
+        &'a self,
+        _db: &'a Db,
+        _item: &'a ItemRow,
+        _viewer_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Relation>> {
+        Box::pin(async { Ok(Relation::default()) })
+    }
+}
+
+/// Whether anyone with the link may read the item (`public`, `unlisted`).
+pub fn is_open(item: &ItemRow) -> bool {
+    matches!(item.visibility.as_str(), "public" | "unlisted")
+}
+
+/// Read access, the one rule: owners and admins read everything; anonymous viewers
+/// read open items; any other signed-in viewer reads open items, `friends` items of a
+/// friend and items granted to them, and nothing at all of someone either of them
+/// blocked.
+pub async fn can_read(state: &AppState, item: &ItemRow, viewer: &Viewer) -> AppResult<bool> {
+    let Some(caller) = viewer.0.as_ref() else {
+        return Ok(is_open(item));
+    };
+    if is_owner_or_admin(item, caller) {
+        return Ok(true);
+    }
+    let relations = &state.media.relations;
+    let rel = relations.relation(&state.db, item, &caller.user_id).await?;
+    Ok(decide(item, rel))
+}
+
+fn decide(item: &ItemRow, rel: Relation) -> bool {
+    !rel.blocked && (is_open(item) || rel.granted || (item.visibility == "friends" && rel.friends))
 }
 
 /// Loads an item the viewer may read. Items it may not read do not exist for it (404),
@@ -32,7 +89,7 @@ pub fn can_read(item: &ItemRow, viewer: &Viewer) -> bool {
 pub async fn readable_item(state: &AppState, id: &str, viewer: &Viewer) -> AppResult<ItemRow> {
     let id = MediaId::parse(id).ok_or_else(|| AppError::not_found("media item"))?;
     match repo::item(&state.db, id.as_str()).await? {
-        Some(item) if can_read(&item, viewer) => Ok(item),
+        Some(item) if can_read(state, &item, viewer).await? => Ok(item),
         _ => Err(AppError::not_found("media item")),
     }
 }
@@ -86,8 +143,10 @@ pub struct TokenQuery {
 /// How a request was allowed to play an item, and the token its playlists must carry.
 pub struct Playable {
     pub item: std::sync::Arc<ItemRow>,
-    /// `Some` for private items: the token to append to every URL handed out.
+    /// `Some` for items not open to anyone: the token to append to every URL handed out.
     pub token: Option<String>,
+    /// Whether the viewer may read it without the token.
+    pub readable: bool,
 }
 
 /// Loads an item for playback: readable by the viewer, or opened by a valid token.
@@ -104,10 +163,11 @@ pub async fn playable(
     let keyring = &state.keyring;
     let now = now_ms() / 1000;
     let valid_token = token.filter(|t| verify(keyring, &item.id, t, now));
-    if !can_read(&item, viewer) && valid_token.is_none() {
+    let readable = can_read(state, &item, viewer).await?;
+    if !readable && valid_token.is_none() {
         return Err(AppError::not_found("media item"));
     }
-    let token = if item.visibility == "private" {
+    let token = if !is_open(&item) {
         Some(match valid_token {
             Some(t) => t.to_string(),
             None => mint(keyring, &item.id, now + token_ttl(state)),
@@ -115,7 +175,11 @@ pub async fn playable(
     } else {
         None
     };
-    Ok(Playable { item, token })
+    Ok(Playable {
+        item,
+        token,
+        readable,
+    })
 }
 
 /// How long a playback token minted now lives, in seconds.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use super::access::{can_read, playable, TokenQuery};
+use super::access::{playable, TokenQuery};
 use crate::identity::Viewer;
 use crate::kernel::error::{AppError, AppQuery, AppResult};
 use crate::kernel::keys;
@@ -48,7 +48,7 @@ pub async fn get_file(
     let play = playable(&state, &id, &viewer, query.token.as_deref()).await?;
     let item = play.item;
     let target = if file == "original" {
-        if !can_read(&item, &viewer) {
+        if !play.readable {
             return Err(AppError::not_found("media item"));
         }
         let owner = viewer

@@ -388,7 +388,7 @@ async fn spool_multipart(
                             Some(serde_json::from_value(text.into()).map_err(|_| {
                                 AppError::unprocessable(
                                     "invalid_visibility",
-                                    "visibility must be private, unlisted or public",
+                                    "visibility must be private, friends, unlisted or public",
                                 )
                             })?)
                     }

@@ -12,12 +12,15 @@ use crate::kernel::error::AppResult;
 use crate::kernel::time::rfc3339;
 use crate::AppState;
 
-/// Who may see an item: `private` (owner and admins), `unlisted` (anyone with the
-/// link), `public` (anyone; listed in public places in later features).
+/// Who may see an item: `private` (owner and admins, and those it is shared with
+/// through an album or a message), `friends` (also the owner's accepted friends),
+/// `unlisted` (anyone with the link), `public` (anyone; listed in public places). A
+/// block between two users hides every item of each from the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Private,
+    Friends,
     Unlisted,
     Public,
 }
@@ -26,6 +29,7 @@ impl Visibility {
     pub fn as_str(self) -> &'static str {
         match self {
             Visibility::Private => "private",
+            Visibility::Friends => "friends",
             Visibility::Unlisted => "unlisted",
             Visibility::Public => "public",
         }
@@ -34,6 +38,7 @@ impl Visibility {
         match s {
             "public" => Visibility::Public,
             "unlisted" => Visibility::Unlisted,
+            "friends" => Visibility::Friends,
             _ => Visibility::Private,
         }
     }

@@ -163,6 +163,8 @@ pub struct MediaState {
     pub cache: DeliveryCache,
     pub similar: Arc<SimilarIndex>,
     pub kinds: kinds::Kinds,
+    /// What the social domain knows of viewers and owners (`access::can_read`).
+    pub relations: Arc<dyn access::Relations>,
 }
 
 impl MediaState {
@@ -170,6 +172,7 @@ impl MediaState {
         settings: &Settings,
         redis: &crate::kernel::cache::Redis,
         kinds: Vec<Arc<dyn kinds::MediaKind>>,
+        relations: Option<Arc<dyn access::Relations>>,
     ) -> MediaState {
         // The fixed presets every upload gets, plus the proxies transforms start from.
         let mut presets = imaging::default_presets();
@@ -183,6 +186,7 @@ impl MediaState {
             ),
             similar: Arc::default(),
             kinds: kinds::Kinds::new(kinds),
+            relations: relations.unwrap_or_else(|| Arc::new(access::NoRelations)),
         }
     }
 }

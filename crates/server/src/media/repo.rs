@@ -224,8 +224,9 @@ pub async fn items_of_owner_filtered(
     rows.iter().map(item_from_row).collect()
 }
 
-/// Items of these blobs the caller may find: their own (any visibility), public ones,
-/// or all for an admin.
+/// Items of these blobs the caller may find: their own (any visibility), public and
+/// friends ones (for `access::can_read` to sift: friendship and blocks), or all for an
+/// admin.
 pub async fn items_of_blobs(
     db: &Db,
     blob_ids: &[&str],
@@ -236,7 +237,7 @@ pub async fn items_of_blobs(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "{ITEM_SELECT} WHERE m.blob_id IN ({}) AND (m.owner_id = $1 OR m.visibility = 'public' OR $2 = 1)
+        "{ITEM_SELECT} WHERE m.blob_id IN ({}) AND (m.owner_id = $1 OR m.visibility IN ('public', 'friends') OR $2 = 1)
          ORDER BY m.id DESC",
         placeholders(3, blob_ids.len())
     );

@@ -202,6 +202,9 @@ pub async fn similar_media(
         rows.retain(|r| r.id != item.id);
         rows.sort_by_key(|r| chunk.iter().position(|(b, _)| *b == r.blob_id));
         for row in rows {
+            if !super::access::can_read(&state, &row, &viewer).await? {
+                continue;
+            }
             let distance = chunk
                 .iter()
                 .find(|(b, _)| *b == row.blob_id)

@@ -152,7 +152,7 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     paths(openapi_json),
     modifiers(&BearerAuth),
     tags((name = "auth"), (name = "admin"), (name = "media"), (name = "delivery"), (name = "transforms"),
-        (name = "jobs"), (name = "playback"), (name = "events"), (name = "webhooks"), (name = "operations"))
+        (name = "jobs"), (name = "playback"), (name = "events"), (name = "webhooks"), (name = "social"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -251,7 +251,7 @@ pub async fn get_transform(
     let req = parse_request(&state, &file, &headers)?;
     let capability = check_signature(&state, &id, &req, query.as_deref())?;
     let item = match state.media.cache.item(&state.db, &id).await? {
-        Some(item) if capability || can_read(&item, &viewer) => item,
+        Some(item) if capability || can_read(&state, &item, &viewer).await? => item,
         _ => return Err(AppError::not_found("media item")),
     };
     let source = source_of(&item)?;
@@ -322,7 +322,7 @@ async fn readable_source(
     media_id: &str,
 ) -> AppResult<Option<(Source, bool)>> {
     match state.media.cache.item(&state.db, media_id).await? {
-        Some(item) if can_read(&item, viewer) => {
+        Some(item) if can_read(state, &item, viewer).await? => {
             Ok(Some((source_of(&item)?, item.visibility == "public")))
         }
         _ => Ok(None),

@@ -153,9 +153,7 @@ pub async fn load(
 ) -> AppResult<(MediaItem, Option<String>)> {
     let play = playable(state, id, viewer, token).await?;
     // Owners and admins never need a token; a valid one is kept for everyone else.
-    let token = play
-        .token
-        .filter(|_| !crate::media::access::can_read(&play.item, viewer));
+    let token = play.token.filter(|_| !play.readable);
     let item = item_json(state, (*play.item).clone()).await?;
     Ok((item, token))
 }
@@ -176,13 +174,14 @@ async fn item_page(
         .as_ref()
         .is_some_and(|c| c.is_admin || c.user_id == item.owner_id);
     let view = View::of(&item, token.as_deref(), owner);
-    let oembed = (item.visibility.as_str() != "private" || token.is_some()).then(|| {
-        let base = state.settings.public_url();
-        let page = with_token(&format!("{base}/items/{}", item.id), token.as_deref());
-        let mut url = url::form_urlencoded::Serializer::new(String::new());
-        url.append_pair("url", &page);
-        format!("{base}/oembed?{}", url.finish())
-    });
+    let oembed = (matches!(item.visibility.as_str(), "public" | "unlisted") || token.is_some())
+        .then(|| {
+            let base = state.settings.public_url();
+            let page = with_token(&format!("{base}/items/{}", item.id), token.as_deref());
+            let mut url = url::form_urlencoded::Serializer::new(String::new());
+            url.append_pair("url", &page);
+            format!("{base}/oembed?{}", url.finish())
+        });
     let page = ItemPage {
         shell: visit.shell(&state, &view.label(), "library"),
         item: view,

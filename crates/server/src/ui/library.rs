@@ -97,7 +97,7 @@ struct LibraryCards {
 }
 
 const KINDS: &[&str] = &["image", "video", "audio"];
-const VISIBILITIES: &[&str] = &["private", "unlisted", "public"];
+const VISIBILITIES: &[&str] = &["private", "friends", "unlisted", "public"];
 
 async fn library(
     State(state): State<AppState>,

@@ -449,8 +449,19 @@ pub async fn put_direct(
     client: ClientInfo,
     request: Request,
 ) -> AppResult<Response> {
-    let direct = find(&state, &token).await?;
-    claim(&state, &direct, None).await?;
+    let found = match find(&state, &token).await {
+        Ok(direct) => claim(&state, &direct, None).await.map(|_| direct),
+        Err(e) => Err(e),
+    };
+    let direct = match found {
+        Ok(direct) => direct,
+        Err(e) => {
+            // Refused before the body is read: read a little of it first, or a client
+            // still sending gets a reset (or a dead pooled connection) instead of this.
+            crate::media::ingest::linger_body(request.into_body()).await;
+            return Err(e);
+        }
+    };
     let meta = UploadMeta {
         title: direct.meta.title.clone(),
         description: direct.meta.description.clone(),

@@ -174,7 +174,7 @@ pub fn metadata(headers: &HeaderMap, max: usize) -> Result<(Metadata, Option<Str
                     Some(v) => Some(serde_json::from_value(v.into()).map_err(|_| {
                         AppError::unprocessable(
                             "invalid_visibility",
-                            "visibility must be private, unlisted or public",
+                            "visibility must be private, friends, unlisted or public",
                         )
                     })?),
                 }

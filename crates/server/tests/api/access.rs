@@ -126,7 +126,7 @@ async fn owners_update_metadata_and_list_their_own_items(backend: Backend) {
         .client
         .patch(app.url(&format!("/api/v1/media/{}", ids[0])))
         .bearer_auth(&alice)
-        .json(&json!({"visibility": "friends"}))
+        .json(&json!({"visibility": "secret"}))
         .send()
         .await
         .unwrap();
@@ -252,7 +252,7 @@ async fn malformed_requests_get_json_errors(backend: Backend) {
         .client
         .patch(app.url(&format!("/api/v1/media/{id}")))
         .bearer_auth(&token)
-        .json(&json!({"visibility": "friends"}))
+        .json(&json!({"visibility": "everyone"}))
         .send()
         .await
         .unwrap();

@@ -20,6 +20,7 @@ mod outbox;
 mod playback;
 mod receiver;
 mod redis;
+mod social;
 mod storage;
 mod transform;
 mod ui;

@@ -1,0 +1,418 @@
+//! The social graph in the database: friend requests, friendships (two rows each),
+//! follows and blocks, and the relation between two users that the media read rule
+//! asks for ([`GraphRelations`]). Every change that ends or starts an edge runs in one
+//! write transaction with the events it causes.
+
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, Row};
+
+use crate::kernel::db::Db;
+use crate::kernel::error::AppResult;
+use crate::kernel::ids::new_id;
+use crate::kernel::time::now_ms;
+use crate::media::access::{Relation, Relations};
+use crate::media::repo::ItemRow;
+
+/// A pending friend request.
+#[derive(Clone, Debug)]
+pub struct RequestRow {
+    pub id: String,
+    pub from_id: String,
+    pub to_id: String,
+    pub message: Option<String>,
+    pub created_at: i64,
+}
+
+fn request_of(row: &sqlx::any::AnyRow) -> Result<RequestRow, sqlx::Error> {
+    Ok(RequestRow {
+        id: row.try_get("id")?,
+        from_id: row.try_get("from_id")?,
+        to_id: row.try_get("to_id")?,
+        message: row.try_get("message")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// How `a` and `b` stand, seen from `a`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// `a` blocked `b`.
+    pub blocking: bool,
+    /// `b` blocked `a`.
+    pub blocked_by: bool,
+    pub friends: bool,
+    /// `a` follows `b`.
+    pub following: bool,
+    /// `b` follows `a`.
+    pub followed_by: bool,
+}
+
+impl Standing {
+    /// Either blocked the other: they do not exist for each other.
+    pub fn hidden(&self) -> bool {
+        self.blocking || self.blocked_by
+    }
+}
+
+fn flag(row: &sqlx::any::AnyRow, name: &str) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>(name)? > 0)
+}
+
+/// The edges between `a` and `b`, in one query.
+pub async fn standing(db: &Db, a: &str, b: &str) -> Result<Standing, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT
+            (SELECT COUNT(*) FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) AS blocking,
+            (SELECT COUNT(*) FROM blocks WHERE blocker_id = $2 AND blocked_id = $1) AS blocked_by,
+            (SELECT COUNT(*) FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends,
+            (SELECT COUNT(*) FROM follows WHERE follower_id = $1 AND followee_id = $2) AS following,
+            (SELECT COUNT(*) FROM follows WHERE follower_id = $2 AND followee_id = $1) AS followed_by",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Standing {
+        blocking: flag(&row, "blocking")?,
+        blocked_by: flag(&row, "blocked_by")?,
+        friends: flag(&row, "friends")?,
+        following: flag(&row, "following")?,
+        followed_by: flag(&row, "followed_by")?,
+    })
+}
+
+/// The media read rule's view of the graph: blocks either way, and friendship.
+pub struct GraphRelations;
+
+impl Relations for GraphRelations {
+    fn relation<'a>(
+        &'a self,
+        db: &'a Db,
+        item: &'a ItemRow,
+        viewer_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Relation>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT
+                    (SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2)
+                        OR (blocker_id = $2 AND blocked_id = $1)) AS blocked,
+                    (SELECT COUNT(*) FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends",
+            )
+            .bind(&item.owner_id)
+            .bind(viewer_id)
+            .fetch_one(&db.pool)
+            .await?;
+            Ok(Relation {
+                blocked: flag(&row, "blocked")?,
+                friends: flag(&row, "friends")?,
+                granted: false,
+            })
+        })
+    }
+}
+
+/// The pending request from `from` to `to`, if any.
+pub async fn request_between(
+    conn: &mut AnyConnection,
+    from: &str,
+    to: &str,
+) -> Result<Option<RequestRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM friend_requests WHERE from_id = $1 AND to_id = $2")
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(request_of)
+        .transpose()
+}
+
+pub async fn request(db: &Db, id: &str) -> Result<Option<RequestRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM friend_requests WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .as_ref()
+        .map(request_of)
+        .transpose()
+}
+
+pub async fn insert_request(
+    conn: &mut AnyConnection,
+    from: &str,
+    to: &str,
+    message: Option<&str>,
+) -> Result<RequestRow, sqlx::Error> {
+    let row = RequestRow {
+        id: new_id(),
+        from_id: from.into(),
+        to_id: to.into(),
+        message: message.map(str::to_string),
+        created_at: now_ms(),
+    };
+    sqlx::query(
+        "INSERT INTO friend_requests (id, from_id, to_id, message, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&row.id)
+    .bind(&row.from_id)
+    .bind(&row.to_id)
+    .bind(row.message.as_deref())
+    .bind(row.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Removes the request `id` if it is still there; whether it was.
+pub async fn delete_request(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM friend_requests WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Pending requests to (`incoming`) or from `user`, newest first, before `cursor`.
+pub async fn requests(
+    db: &Db,
+    user: &str,
+    incoming: bool,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RequestRow>, sqlx::Error> {
+    let column = if incoming { "to_id" } else { "from_id" };
+    sqlx::query(&format!(
+        "SELECT * FROM friend_requests WHERE {column} = $1 AND ($2 = '' OR id < $2)
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(user)
+    .bind(before.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(request_of)
+    .collect()
+}
+
+/// Makes `a` and `b` friends (both rows; already friends is not an error).
+pub async fn befriend(conn: &mut AnyConnection, a: &str, b: &str) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    for (x, y) in [(a, b), (b, a)] {
+        sqlx::query(
+            "INSERT INTO friendships (user_id, friend_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(x)
+        .bind(y)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(now)
+}
+
+/// Ends the friendship of `a` and `b`; whether there was one.
+pub async fn unfriend(conn: &mut AnyConnection, a: &str, b: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM friendships WHERE (user_id = $1 AND friend_id = $2)
+            OR (user_id = $2 AND friend_id = $1)",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// One user at the end of an edge and when the edge was made.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    pub user_id: String,
+    pub since: i64,
+}
+
+/// The edges one can list from a user.
+#[derive(Clone, Copy, Debug)]
+pub enum EdgeKind {
+    Friends,
+    Followers,
+    Following,
+    Blocked,
+}
+
+impl EdgeKind {
+    /// The query of this kind: `other` and `created_at` of `$1`'s edges after `$2`.
+    fn sql(self) -> &'static str {
+        match self {
+            EdgeKind::Friends => {
+                "SELECT friend_id AS other, created_at FROM friendships
+                 WHERE user_id = $1 AND friend_id > $2 ORDER BY friend_id LIMIT $3"
+            }
+            EdgeKind::Followers => {
+                "SELECT follower_id AS other, created_at FROM follows
+                 WHERE followee_id = $1 AND follower_id > $2 ORDER BY follower_id LIMIT $3"
+            }
+            EdgeKind::Following => {
+                "SELECT followee_id AS other, created_at FROM follows
+                 WHERE follower_id = $1 AND followee_id > $2 ORDER BY followee_id LIMIT $3"
+            }
+            EdgeKind::Blocked => {
+                "SELECT blocked_id AS other, created_at FROM blocks
+                 WHERE blocker_id = $1 AND blocked_id > $2 ORDER BY blocked_id LIMIT $3"
+            }
+        }
+    }
+}
+
+/// The users at the far end of `user`'s edges of one kind, by user id after `after`.
+pub async fn edges(
+    db: &Db,
+    kind: EdgeKind,
+    user: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Edge>, sqlx::Error> {
+    sqlx::query(kind.sql())
+        .bind(user)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Edge {
+                user_id: r.try_get("other")?,
+                since: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Starts `follower` following `followee`; whether it is new.
+pub async fn follow(
+    conn: &mut AnyConnection,
+    follower: &str,
+    followee: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO follows (follower_id, followee_id, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(follower)
+    .bind(followee)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn unfollow(db: &Db, follower: &str, followee: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
+        .bind(follower)
+        .bind(followee)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// `blocker` blocks `blocked`: every edge between them goes (friendship, follows both
+/// ways, requests both ways) in the same transaction.
+pub async fn block(
+    conn: &mut AnyConnection,
+    blocker: &str,
+    blocked: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(blocker)
+    .bind(blocked)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    unfriend(conn, blocker, blocked).await?;
+    for sql in [
+        "DELETE FROM follows WHERE (follower_id = $1 AND followee_id = $2)
+            OR (follower_id = $2 AND followee_id = $1)",
+        "DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2)
+            OR (from_id = $2 AND to_id = $1)",
+    ] {
+        sqlx::query(sql)
+            .bind(blocker)
+            .bind(blocked)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn unblock(db: &Db, blocker: &str, blocked: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+        .bind(blocker)
+        .bind(blocked)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Ids among `candidates` that `user` blocked or that blocked `user`.
+pub async fn hidden_among(
+    db: &Db,
+    user: &str,
+    candidates: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = crate::kernel::db::placeholders(2, candidates.len());
+    let sql = format!(
+        "SELECT blocked_id AS other FROM blocks WHERE blocker_id = $1 AND blocked_id IN ({list})
+         UNION SELECT blocker_id AS other FROM blocks WHERE blocked_id = $1 AND blocker_id IN ({list})"
+    );
+    let mut query = sqlx::query(&sql).bind(user);
+    for id in candidates {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("other"))
+        .collect()
+}
+
+/// Friends, followers and followees of `user`.
+pub async fn counts(db: &Db, user: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT
+            (SELECT COUNT(*) FROM friendships WHERE user_id = $1) AS friends,
+            (SELECT COUNT(*) FROM follows WHERE followee_id = $1) AS followers,
+            (SELECT COUNT(*) FROM follows WHERE follower_id = $1) AS following",
+    )
+    .bind(user)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok((
+        row.try_get("friends")?,
+        row.try_get("followers")?,
+        row.try_get("following")?,
+    ))
+}
+
+/// Removes every edge of a deleted account (its rows would otherwise wait for the
+/// account's row to be purged).
+pub async fn forget(conn: &mut AnyConnection, user: &str) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DELETE FROM friendships WHERE user_id = $1 OR friend_id = $1",
+        "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
+        "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
+        "DELETE FROM friend_requests WHERE from_id = $1 OR to_id = $1",
+        "DELETE FROM profiles WHERE user_id = $1",
+    ] {
+        sqlx::query(sql).bind(user).execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The social domain: profiles, friends (requests, accept, decline, unfriend), one-way
+//! follows and blocks, and the relations that let media's one read rule open `friends`
+//! items to friends and hide everything of a blocker from the blocked and back. It sits
+//! above media and the events: it reacts to `user.deleted`, and writes its own events
+//! (`friend.requested`, `friend.accepted`, `user.followed`) to the outbox.
+
+pub mod friends;
+pub mod graph;
+pub mod profiles;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sqlx::AnyConnection;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{scalar, Domain, Figure};
+use crate::kernel::error::AppResult;
+use crate::kernel::outbox::relay::Subscriber;
+use crate::kernel::outbox::EventRecord;
+use crate::media::access::Relations;
+use crate::AppState;
+
+/// The social domain's registration.
+pub struct Social;
+
+impl Domain for Social {
+    fn name(&self) -> &'static str {
+        "social"
+    }
+
+    fn routes(&self) -> OpenApiRouter<AppState> {
+        use friends::*;
+        use profiles::*;
+        OpenApiRouter::new()
+            .routes(routes!(send_request, list_requests))
+            .routes(routes!(accept_request))
+            .routes(routes!(decline_request))
+            .routes(routes!(cancel_request))
+            .routes(routes!(list_friends))
+            .routes(routes!(unfriend))
+            .routes(routes!(follow, unfollow))
+            .routes(routes!(list_followers))
+            .routes(routes!(list_following))
+            .routes(routes!(block, list_blocks))
+            .routes(routes!(unblock))
+            .routes(routes!(get_profile))
+            .routes(routes!(search_users))
+            .routes(routes!(get_own_profile, update_profile))
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        &["friend.requested", "friend.accepted", "user.followed"]
+    }
+
+    fn relations(&self) -> Option<Arc<dyn Relations>> {
+        Some(Arc::new(graph::GraphRelations))
+    }
+
+    fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        vec![Arc::new(ForgetDeletedUsers)]
+    }
+
+    fn figures<'a>(&self, state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {
+        Box::pin(async move {
+            let d = "social";
+            let count = |sql: &'static str| scalar(state, sql, &[]);
+            Ok(vec![
+                Figure::count(
+                    d,
+                    "friendships",
+                    "Friendships",
+                    count("SELECT COUNT(*) / 2 FROM friendships").await?,
+                ),
+                Figure::count(
+                    d,
+                    "requests",
+                    "Pending friend requests",
+                    count("SELECT COUNT(*) FROM friend_requests").await?,
+                ),
+                Figure::count(
+                    d,
+                    "follows",
+                    "Follows",
+                    count("SELECT COUNT(*) FROM follows").await?,
+                ),
+                Figure::count(
+                    d,
+                    "blocks",
+                    "Blocks",
+                    count("SELECT COUNT(*) FROM blocks").await?,
+                ),
+            ])
+        })
+    }
+}
+
+/// Removes a deleted account from everyone's graph at once (the account's row, whose
+/// deletion would cascade, waits for its items to go).
+struct ForgetDeletedUsers;
+
+#[async_trait::async_trait]
+impl Subscriber for ForgetDeletedUsers {
+    fn name(&self) -> &'static str {
+        "social.forget_deleted_users"
+    }
+
+    fn types(&self) -> &'static [&'static str] {
+        &["user.deleted"]
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut AnyConnection,
+        events: &[EventRecord],
+    ) -> anyhow::Result<usize> {
+        for event in events {
+            graph::forget(tx, &event.aggregate_id).await?;
+        }
+        Ok(events.len())
+    }
+}
