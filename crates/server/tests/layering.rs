@@ -81,6 +81,9 @@ const TABLES: &[(&str, &str)] = &[
     ("friendships", "social"),
     ("follows", "social"),
     ("blocks", "social"),
+    ("albums", "social"),
+    ("album_members", "social"),
+    ("album_items", "social"),
 ];
 
 /// Tables the code's SQL names after FROM, JOIN, INTO, UPDATE or TABLE.

@@ -47,14 +47,9 @@ pub struct UpdateUser {
     pub role: Option<String>,
     pub disabled: Option<bool>,
     /// Bytes of originals the user may own; `null` removes the limit.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::kernel::error::present")]
     #[schema(value_type = Option<i64>)]
     pub quota_bytes: Option<Option<i64>>,
-}
-
-/// Tells an absent field (`None`, by `default`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -190,3 +190,14 @@ impl From<axum::extract::rejection::QueryRejection> for AppError {
         AppError::bad_request("invalid_query", r.body_text())
     }
 }
+
+/// For `#[serde(default, deserialize_with = "…")]` on an `Option<Option<T>>` field of a
+/// JSON patch: tells a field left out (`None`, by `default`) from one sent as `null`
+/// (`Some(None)`, "clear it").
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

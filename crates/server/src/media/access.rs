@@ -34,14 +34,15 @@ pub struct Relation {
     pub granted: bool,
 }
 
-/// The relations a higher domain keeps between users and items, asked only for a
-/// signed-in viewer who neither owns the item nor is an admin.
+/// The relations a higher domain keeps between users and items, asked for a signed-in
+/// viewer who neither owns the item nor is an admin, and for an anonymous one (`None`)
+/// when the item is not open (an album open to anyone may grant it).
 pub trait Relations: Send + Sync {
     fn relation<'a>(
         &'a self,
         db: &'a Db,
         item: &'a ItemRow,
-        viewer_id: &'a str,
+        viewer_id: Option<&'a str>,
     ) -> BoxFuture<'a, AppResult<Relation>>;
 }
 
@@ -53,7 +54,7 @@ impl Relations for NoRelations {
         &'a self,
         _db: &'a Db,
         _item: &'a ItemRow,
-        _viewer_id: &'a str,
+        _viewer_id: Option<&'a str>,
     ) -> BoxFuture<'a, AppResult<Relation>> {
         Box::pin(async { Ok(Relation::default()) })
     }
@@ -65,18 +66,23 @@ pub fn is_open(item: &ItemRow) -> bool {
 }
 
 /// Read access, the one rule: owners and admins read everything; anonymous viewers
-/// read open items; any other signed-in viewer reads open items, `friends` items of a
-/// friend and items granted to them, and nothing at all of someone either of them
-/// blocked.
+/// read open items and items granted to anyone; any other signed-in viewer reads open
+/// items, `friends` items of a friend and items granted to them, and nothing at all of
+/// someone either of them blocked.
 pub async fn can_read(state: &AppState, item: &ItemRow, viewer: &Viewer) -> AppResult<bool> {
+    let relations = &state.media.relations;
     let Some(caller) = viewer.0.as_ref() else {
-        return Ok(is_open(item));
+        if is_open(item) {
+            return Ok(true);
+        }
+        return Ok(relations.relation(&state.db, item, None).await?.granted);
     };
     if is_owner_or_admin(item, caller) {
         return Ok(true);
     }
-    let relations = &state.media.relations;
-    let rel = relations.relation(&state.db, item, &caller.user_id).await?;
+    let rel = relations
+        .relation(&state.db, item, Some(&caller.user_id))
+        .await?;
     Ok(decide(item, rel))
 }
 

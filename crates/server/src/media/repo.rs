@@ -100,6 +100,16 @@ pub async fn item(db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
     item_on(&mut conn, id, "").await
 }
 
+/// These items, in no particular order (missing ones left out).
+pub async fn items_by_ids(db: &Db, ids: &[&str]) -> Result<Vec<ItemRow>, sqlx::Error> {
+    let sql = format!("{ITEM_SELECT} WHERE m.id IN ({{}})");
+    fetch_in(&db.pool, &sql, ids)
+        .await?
+        .iter()
+        .map(item_from_row)
+        .collect()
+}
+
 /// An item on a given connection; `lock` ends the query (`Db::for_update`).
 pub async fn item_on(
     conn: &mut AnyConnection,

@@ -81,7 +81,18 @@ pub async fn standing(db: &Db, a: &str, b: &str) -> Result<Standing, sqlx::Error
     })
 }
 
-/// The media read rule's view of the graph: blocks either way, and friendship.
+/// Albums that grant an item to a viewer: the item is in the album, put there by its
+/// own owner (`$1`), and the album is open, or the viewer (`$2`) owns it, is a member,
+/// or is a friend of its owner when it is a `friends` album.
+const ALBUM_GRANT: &str = "SELECT COUNT(*) FROM album_items ai JOIN albums a ON a.id = ai.album_id
+    WHERE ai.media_id = $3 AND ai.added_by = $1
+      AND (a.visibility IN ('public', 'unlisted') OR a.owner_id = $2
+        OR EXISTS (SELECT 1 FROM album_members am WHERE am.album_id = a.id AND am.user_id = $2)
+        OR (a.visibility = 'friends' AND EXISTS (SELECT 1 FROM friendships f
+              WHERE f.user_id = a.owner_id AND f.friend_id = $2)))";
+
+/// The media read rule's view of social: blocks either way, friendship, and the grants
+/// of albums (only asked when the item is not open anyway).
 pub struct GraphRelations;
 
 impl Relations for GraphRelations {
@@ -89,23 +100,34 @@ impl Relations for GraphRelations {
         &'a self,
         db: &'a Db,
         item: &'a ItemRow,
-        viewer_id: &'a str,
+        viewer_id: Option<&'a str>,
     ) -> BoxFuture<'a, AppResult<Relation>> {
         Box::pin(async move {
-            let row = sqlx::query(
+            let open = crate::media::access::is_open(item);
+            let grant = if open {
+                "0".to_string()
+            } else {
+                format!("({ALBUM_GRANT})")
+            };
+            let sql = format!(
                 "SELECT
                     (SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2)
                         OR (blocker_id = $2 AND blocked_id = $1)) AS blocked,
-                    (SELECT COUNT(*) FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends",
-            )
-            .bind(&item.owner_id)
-            .bind(viewer_id)
-            .fetch_one(&db.pool)
-            .await?;
+                    (SELECT COUNT(*) FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends,
+                    {grant} AS granted"
+            );
+            // Anonymous: an id no account has, so only open albums can grant.
+            let mut query = sqlx::query(&sql)
+                .bind(&item.owner_id)
+                .bind(viewer_id.unwrap_or(""));
+            if !open {
+                query = query.bind(&item.id);
+            }
+            let row = query.fetch_one(&db.pool).await?;
             Ok(Relation {
                 blocked: flag(&row, "blocked")?,
                 friends: flag(&row, "friends")?,
-                granted: false,
+                granted: flag(&row, "granted")?,
             })
         })
     }
@@ -402,7 +424,7 @@ pub async fn counts(db: &Db, user: &str) -> Result<(i64, i64, i64), sqlx::Error>
     ))
 }
 
-/// Removes every edge of a deleted account (its rows would otherwise wait for the
+/// Removes every edge, album and membership of a deleted account (its rows would otherwise wait for the
 /// account's row to be purged).
 pub async fn forget(conn: &mut AnyConnection, user: &str) -> Result<(), sqlx::Error> {
     for sql in [
@@ -411,6 +433,8 @@ pub async fn forget(conn: &mut AnyConnection, user: &str) -> Result<(), sqlx::Er
         "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
         "DELETE FROM friend_requests WHERE from_id = $1 OR to_id = $1",
         "DELETE FROM profiles WHERE user_id = $1",
+        "DELETE FROM album_members WHERE user_id = $1",
+        "DELETE FROM albums WHERE owner_id = $1",
     ] {
         sqlx::query(sql).bind(user).execute(&mut *conn).await?;
     }

@@ -1,9 +1,10 @@
 //! The social domain: profiles, friends (requests, accept, decline, unfriend), one-way
-//! follows and blocks, and the relations that let media's one read rule open `friends`
+//! follows and blocks, albums with members, and the relations that let media's one read rule open `friends`
 //! items to friends and hide everything of a blocker from the blocked and back. It sits
 //! above media and the events: it reacts to `user.deleted`, and writes its own events
 //! (`friend.requested`, `friend.accepted`, `user.followed`) to the outbox.
 
+pub mod albums;
 pub mod friends;
 pub mod graph;
 pub mod profiles;
@@ -31,9 +32,14 @@ impl Domain for Social {
     }
 
     fn routes(&self) -> OpenApiRouter<AppState> {
+        use albums::*;
         use friends::*;
         use profiles::*;
         OpenApiRouter::new()
+            .routes(routes!(create_album, list_albums))
+            .routes(routes!(get_album, update_album, delete_album))
+            .routes(routes!(add_items, remove_items, list_album_items))
+            .routes(routes!(put_member, remove_member))
             .routes(routes!(send_request, list_requests))
             .routes(routes!(accept_request))
             .routes(routes!(decline_request))
@@ -51,7 +57,13 @@ impl Domain for Social {
     }
 
     fn event_types(&self) -> &'static [&'static str] {
-        &["friend.requested", "friend.accepted", "user.followed"]
+        &[
+            "friend.requested",
+            "friend.accepted",
+            "user.followed",
+            "album.invited",
+            "album.items_added",
+        ]
     }
 
     fn relations(&self) -> Option<Arc<dyn Relations>> {
@@ -84,6 +96,12 @@ impl Domain for Social {
                     "follows",
                     "Follows",
                     count("SELECT COUNT(*) FROM follows").await?,
+                ),
+                Figure::count(
+                    d,
+                    "albums",
+                    "Albums",
+                    count("SELECT COUNT(*) FROM albums").await?,
                 ),
                 Figure::count(
                     d,

@@ -282,26 +282,17 @@ pub async fn get_own_profile(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::kernel::error::present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::kernel::error::present")]
     #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,
     /// A public or unlisted image item of your own.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::kernel::error::present")]
     #[schema(value_type = Option<String>)]
     pub avatar_id: Option<Option<String>>,
     pub messages_from: Option<String>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn text(value: Option<String>, max: usize, field: &str) -> AppResult<Option<String>> {

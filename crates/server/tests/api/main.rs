@@ -1,6 +1,7 @@
 //! API integration tests: the real router and workers over real SQLite and PostgreSQL.
 
 mod access;
+mod albums;
 mod amqp;
 mod clients;
 mod cluster;

@@ -18,7 +18,7 @@ both_backends!(
     the_access_matrix_holds_for_friends_followers_and_the_blocked,
 );
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     token: &str,
     method: &str,
@@ -30,6 +30,7 @@ async fn send(
         "POST" => app.client.post(&url),
         "DELETE" => app.client.delete(&url),
         "PATCH" => app.client.patch(&url),
+        "PUT" => app.client.put(&url),
         _ => app.client.get(&url),
     }
     .bearer_auth(token);
@@ -39,7 +40,7 @@ async fn send(
     req.send().await.unwrap()
 }
 
-async fn json_of(resp: reqwest::Response, expected: StatusCode) -> Value {
+pub(crate) async fn json_of(resp: reqwest::Response, expected: StatusCode) -> Value {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     assert_eq!(status, expected, "{body}");
@@ -47,7 +48,7 @@ async fn json_of(resp: reqwest::Response, expected: StatusCode) -> Value {
 }
 
 /// `a` asks `b_name` and `b` accepts; returns the request id.
-pub async fn befriend(app: &TestApp, a: &str, b_name: &str, b: &str) -> String {
+pub(crate) async fn befriend(app: &TestApp, a: &str, b_name: &str, b: &str) -> String {
     let req = send(
         app,
         a,
@@ -94,7 +95,7 @@ async fn asked(app: &TestApp, token: &str, name: &str) -> String {
 }
 
 /// The status of a body-less `method` on `path`.
-async fn code(app: &TestApp, token: &str, method: &str, path: &str) -> StatusCode {
+pub(crate) async fn code(app: &TestApp, token: &str, method: &str, path: &str) -> StatusCode {
     send(app, token, method, path, None).await.status()
 }
 

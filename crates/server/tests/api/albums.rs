@@ -1,0 +1,340 @@
+//! Albums against the real router: members see a private item through the album and
+//! lose it when it leaves or they do; contributors add only their own items and remove
+//! only what they added; an item put in by someone other than its owner grants nothing;
+//! the album's own visibility opens its items to friends or to anyone.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::fixtures;
+use crate::helpers::{error_code, Backend, TestApp};
+use crate::social::{befriend, code, json_of, send};
+
+both_backends!(an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it);
+
+/// The status of `GET path` for `token` (anonymous when `None`).
+async fn sees(app: &TestApp, token: Option<&str>, path: &str) -> StatusCode {
+    app.get(token, path).await.status()
+}
+
+/// The ids of the album's items `token` may read.
+async fn listed(app: &TestApp, token: Option<&str>, album: &str) -> Vec<String> {
+    let path = format!("/api/v1/albums/{album}/items");
+    let page = json_of(app.get(token, &path).await, StatusCode::OK).await;
+    let items = page["items"].as_array().unwrap().iter();
+    items
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn items(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    album: &str,
+    ids: &[&str],
+) -> reqwest::Response {
+    let path = format!("/api/v1/albums/{album}/items");
+    send(app, token, method, &path, Some(json!({ "media_ids": ids }))).await
+}
+
+async fn member(
+    app: &TestApp,
+    token: &str,
+    album: &str,
+    name: &str,
+    role: &str,
+) -> reqwest::Response {
+    let path = format!("/api/v1/albums/{album}/members/{name}");
+    send(app, token, "PUT", &path, Some(json!({ "role": role }))).await
+}
+
+async fn an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    let erin = app.user("erin").await;
+    befriend(&app, &alice, "erin", &erin).await;
+    befriend(&app, &carol, "erin", &erin).await;
+    let (ok, gone, forbidden) = (StatusCode::OK, StatusCode::NOT_FOUND, StatusCode::FORBIDDEN);
+
+    let private = app.upload_ok(&alice, fixtures::jpeg(300, 200), "").await;
+    let p = private["id"].as_str().unwrap().to_string();
+    app.wait_processed(&alice, &p).await;
+    let item = format!("/api/v1/media/{p}");
+    let thumb = format!("/img/{p}/w_64.jpg");
+    let body = json!({ "title": "  Lake week ", "description": "Five days" });
+    let made = send(&app, &alice, "POST", "/api/v1/albums", Some(body)).await;
+    let album = json_of(made, StatusCode::CREATED).await;
+    assert_eq!(
+        (album["title"].as_str(), album["visibility"].as_str()),
+        (Some("Lake week"), Some("private"))
+    );
+    assert_eq!(album["role"], "owner");
+    let a = album["id"].as_str().unwrap().to_string();
+    let at = format!("/api/v1/albums/{a}");
+    let bad = send(
+        &app,
+        &alice,
+        "POST",
+        "/api/v1/albums",
+        Some(json!({ "title": " " })),
+    )
+    .await;
+    assert_eq!(error_code(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let added = json_of(items(&app, &alice, "POST", &a, &[&p]).await, ok).await;
+    assert_eq!(
+        (added["changed"].as_i64(), added["items"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let again = json_of(items(&app, &alice, "POST", &a, &[&p]).await, ok).await;
+    assert_eq!(again["changed"], 0, "already in");
+    // Adding changed nothing of the item; nobody else sees the album or the item yet.
+    assert_eq!(
+        json_of(app.get(Some(&alice), &item).await, ok).await["visibility"],
+        "private"
+    );
+    for who in [Some(bob.as_str()), Some(dave.as_str()), None] {
+        assert_eq!(sees(&app, who, &at).await, gone);
+        assert_eq!(sees(&app, who, &item).await, gone);
+    }
+
+    // A member sees the album, its members and its item, by every route.
+    assert_eq!(
+        json_of(member(&app, &alice, &a, "bob", "viewer").await, ok).await["role"],
+        "viewer"
+    );
+    assert_eq!(
+        member(&app, &bob, &a, "dave", "viewer").await.status(),
+        forbidden
+    );
+    let bad = member(&app, &alice, &a, "dave", "king").await;
+    assert_eq!(error_code(bad).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let seen = json_of(app.get(Some(&bob), &at).await, ok).await;
+    assert_eq!(seen["role"], "viewer");
+    assert_eq!(seen["members"][0]["username"], "bob");
+    assert_eq!(sees(&app, Some(&bob), &item).await, ok);
+    assert_eq!(sees(&app, Some(&bob), &thumb).await, ok);
+    assert_eq!(listed(&app, Some(&bob), &a).await, [p.as_str()]);
+    assert_eq!(
+        sees(&app, Some(&dave), &item).await,
+        gone,
+        "a stranger still does not"
+    );
+    let albums = json_of(app.get(Some(&bob), "/api/v1/albums").await, ok).await;
+    assert_eq!(albums["albums"][0]["id"], a.as_str());
+    app.wait_for_events(&bob, "types=album.invited", |seen| {
+        seen.iter().any(|e| e["data"]["album_id"] == a.as_str())
+    })
+    .await;
+    // A viewer adds nothing, changes nothing.
+    let mine = app.upload_ok(&bob, fixtures::jpeg(30, 20), "").await;
+    assert_eq!(
+        items(&app, &bob, "POST", &a, &[mine["id"].as_str().unwrap()])
+            .await
+            .status(),
+        forbidden
+    );
+    assert_eq!(
+        send(&app, &bob, "PATCH", &at, Some(json!({ "title": "mine" })))
+            .await
+            .status(),
+        forbidden
+    );
+
+    // A contributor adds their own items only, and removes only what they added.
+    member(&app, &alice, &a, "carol", "contributor").await;
+    let carols = app.upload_ok(&carol, fixtures::jpeg(32, 20), "").await;
+    let c = carols["id"].as_str().unwrap().to_string();
+    let public = app
+        .upload_ok(&alice, fixtures::jpeg(34, 20), "visibility=public")
+        .await;
+    let public_id = public["id"].as_str().unwrap();
+    assert_eq!(
+        items(&app, &carol, "POST", &a, &[public_id]).await.status(),
+        forbidden
+    );
+    assert_eq!(
+        json_of(items(&app, &carol, "POST", &a, &[&c]).await, ok).await["items"],
+        2
+    );
+    assert_eq!(
+        sees(&app, Some(&bob), &format!("/api/v1/media/{c}")).await,
+        ok,
+        "carol shared hers"
+    );
+    assert_eq!(
+        items(&app, &carol, "DELETE", &a, &[&p]).await.status(),
+        forbidden
+    );
+    app.wait_for_events(&alice, "types=album.items_added", |seen| !seen.is_empty())
+        .await;
+    assert_eq!(
+        json_of(items(&app, &carol, "DELETE", &a, &[&c]).await, ok).await["changed"],
+        1
+    );
+    assert_eq!(
+        sees(&app, Some(&bob), &format!("/api/v1/media/{c}")).await,
+        gone
+    );
+
+    // An editor may put in what they can read of others', but that grants nothing.
+    member(&app, &alice, &a, "carol", "editor").await;
+    let erins = app
+        .upload_ok(&erin, fixtures::jpeg(36, 20), "visibility=friends")
+        .await;
+    let e = erins["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        json_of(items(&app, &carol, "POST", &a, &[&e]).await, ok).await["changed"],
+        1
+    );
+    assert_eq!(
+        sees(&app, Some(&bob), &format!("/api/v1/media/{e}")).await,
+        gone
+    );
+    assert_eq!(
+        listed(&app, Some(&bob), &a).await,
+        [p.as_str()],
+        "only what bob may read"
+    );
+    let mut all = listed(&app, Some(&carol), &a).await;
+    all.sort();
+    let mut expected = vec![p.clone(), e.clone()];
+    expected.sort();
+    assert_eq!(all, expected);
+    // … and only the owner changes who may see the album.
+    let open = send(
+        &app,
+        &carol,
+        "PATCH",
+        &at,
+        Some(json!({ "visibility": "public" })),
+    )
+    .await;
+    assert_eq!(open.status(), forbidden);
+    let cover = send(
+        &app,
+        &carol,
+        "PATCH",
+        &at,
+        Some(json!({ "cover_id": public_id })),
+    )
+    .await;
+    assert_eq!(
+        error_code(cover).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not in the album"
+    );
+    let cover = send(
+        &app,
+        &carol,
+        "PATCH",
+        &at,
+        Some(json!({ "cover_id": p, "sort": "added_asc" })),
+    )
+    .await;
+    assert_eq!(
+        json_of(cover, ok).await["cover_url"],
+        format!("/img/{p}/w_512,h_512,fit_cover.jpg")
+    );
+
+    // The album's own visibility: friends of its owner, then anyone.
+    assert_eq!(sees(&app, Some(&erin), &item).await, gone);
+    send(
+        &app,
+        &alice,
+        "PATCH",
+        &at,
+        Some(json!({ "visibility": "friends" })),
+    )
+    .await;
+    assert_eq!(
+        json_of(app.get(Some(&erin), &at).await, ok).await["role"],
+        "reader"
+    );
+    assert_eq!(
+        json_of(app.get(Some(&erin), &at).await, ok).await["members"],
+        json!([]),
+        "members to members only"
+    );
+    assert_eq!(sees(&app, Some(&erin), &item).await, ok);
+    assert_eq!(sees(&app, Some(&dave), &item).await, gone);
+    assert_eq!(sees(&app, None, &item).await, gone);
+    send(
+        &app,
+        &alice,
+        "PATCH",
+        &at,
+        Some(json!({ "visibility": "public" })),
+    )
+    .await;
+    assert_eq!(sees(&app, None, &at).await, ok);
+    assert_eq!(sees(&app, None, &item).await, ok);
+    assert_eq!(sees(&app, None, &thumb).await, ok);
+    assert_eq!(sees(&app, Some(&dave), &item).await, ok);
+    assert_eq!(
+        listed(&app, None, &a).await,
+        [p.as_str()],
+        "erin's friends item stays hers"
+    );
+    // A block still wins over an open album.
+    let block = send(
+        &app,
+        &alice,
+        "POST",
+        "/api/v1/blocks",
+        Some(json!({ "user": "dave" })),
+    )
+    .await;
+    assert_eq!(block.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sees(&app, Some(&dave), &at).await, gone);
+    assert_eq!(sees(&app, Some(&dave), &item).await, gone);
+    send(
+        &app,
+        &alice,
+        "PATCH",
+        &at,
+        Some(json!({ "visibility": "private" })),
+    )
+    .await;
+    assert_eq!(sees(&app, None, &item).await, gone);
+
+    // Out of the album, out of reach; and a member who leaves loses it too.
+    json_of(items(&app, &alice, "DELETE", &a, &[&p]).await, ok).await;
+    assert_eq!(sees(&app, Some(&bob), &item).await, gone);
+    assert_eq!(sees(&app, Some(&bob), &thumb).await, gone);
+    assert_eq!(
+        json_of(app.get(Some(&alice), &at).await, ok).await["cover_id"],
+        Value::Null
+    );
+    json_of(items(&app, &alice, "POST", &a, &[&p]).await, ok).await;
+    assert_eq!(sees(&app, Some(&bob), &item).await, ok);
+    assert_eq!(
+        code(&app, &bob, "DELETE", &format!("{at}/members/bob")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sees(&app, Some(&bob), &item).await, gone);
+    assert_eq!(sees(&app, Some(&bob), &at).await, gone);
+    assert_eq!(
+        code(&app, &alice, "DELETE", &format!("{at}/members/bob")).await,
+        gone,
+        "gone already"
+    );
+    assert_eq!(
+        code(&app, &carol, "DELETE", &format!("{at}/members/erin")).await,
+        forbidden
+    );
+    // Deleting the album ends every grant; the items stay their owners'.
+    assert_eq!(code(&app, &carol, "DELETE", &at).await, forbidden);
+    assert_eq!(sees(&app, Some(&carol), &item).await, ok);
+    assert_eq!(
+        code(&app, &alice, "DELETE", &at).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sees(&app, Some(&carol), &item).await, gone);
+    assert_eq!(sees(&app, Some(&alice), &item).await, ok);
+    assert_eq!(app.count("album_items").await, 0);
+}
