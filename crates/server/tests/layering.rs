@@ -84,6 +84,7 @@ const TABLES: &[(&str, &str)] = &[
     ("albums", "social"),
     ("album_members", "social"),
     ("album_items", "social"),
+    ("share_links", "social"),
 ];
 
 /// Tables the code's SQL names after FROM, JOIN, INTO, UPDATE or TABLE.

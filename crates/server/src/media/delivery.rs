@@ -58,13 +58,7 @@ pub async fn get_file(
         if !owner && !state.settings.delivery.public_originals {
             return Err(AppError::not_found("original"));
         }
-        Target {
-            key: keys::original(&item.blob_id),
-            size: item.size as u64,
-            etag: item.sha256.clone(),
-            mime: state.media.kinds.mime(&item.format),
-            bytes: None,
-        }
+        original_target(&state, &item)
     } else if let Some(target) = kind_file(&state, &item, &file, play.token.as_deref()).await? {
         target
     } else {
@@ -108,6 +102,32 @@ pub async fn get_file(
         "private, no-store"
     };
     respond(&state, &method, &headers, target, cache).await
+}
+
+fn original_target(state: &AppState, item: &super::repo::ItemRow) -> Target {
+    Target {
+        key: keys::original(&item.blob_id),
+        size: item.size as u64,
+        etag: item.sha256.clone(),
+        mime: state.media.kinds.mime(&item.format),
+        bytes: None,
+    }
+}
+
+/// Serves `item`'s original to a caller a higher domain has already let through (a
+/// share link that allows downloads): never into a shared cache, presigned when the
+/// settings say so.
+pub async fn original(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    item: &super::repo::ItemRow,
+) -> AppResult<Response> {
+    let target = original_target(state, item);
+    if let Some(location) = store_url(state, &target, false, true).await? {
+        return Ok(redirect(&location, false));
+    }
+    respond(state, method, headers, target, "private, no-store").await
 }
 
 /// Where the client can fetch `target` from the store itself, when the settings say so:

@@ -155,15 +155,20 @@ async fn role_of(state: &AppState, album: &AlbumRow, viewer: &Viewer) -> AppResu
     })
 }
 
-/// The album `id` as `viewer` may see it; 404 when it may not.
-async fn album(state: &AppState, id: &str, viewer: &Viewer) -> AppResult<Album> {
-    let row = sqlx::query("SELECT * FROM albums WHERE id = $1")
+async fn album_row(state: &AppState, id: &str) -> Result<Option<AlbumRow>, sqlx::Error> {
+    sqlx::query("SELECT * FROM albums WHERE id = $1")
         .bind(id)
         .fetch_optional(&state.db.pool)
         .await?
         .as_ref()
         .map(album_of)
-        .transpose()?
+        .transpose()
+}
+
+/// The album `id` as `viewer` may see it; 404 when it may not.
+async fn album(state: &AppState, id: &str, viewer: &Viewer) -> AppResult<Album> {
+    let row = album_row(state, id)
+        .await?
         .ok_or_else(|| AppError::not_found("album"))?;
     let role = role_of(state, &row, viewer)
         .await?
@@ -873,4 +878,49 @@ pub async fn remove_member(
         return Err(AppError::not_found("member"));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a share link of an album shows: its title, description and owner, and the ids
+/// of the items their own owners put in it (the ones the album may grant), in album
+/// order, at most `limit`.
+pub(super) struct SharedAlbum {
+    pub owner_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub cover_id: Option<String>,
+    /// `(media id, added_by)`, for the caller to keep those added by the item's owner.
+    pub entries: Vec<(String, String)>,
+}
+
+pub(super) async fn shared(
+    state: &AppState,
+    id: &str,
+    limit: i64,
+) -> AppResult<Option<SharedAlbum>> {
+    let Some(row) = album_row(state, id).await? else {
+        return Ok(None);
+    };
+    let order = if row.sort == "added_asc" {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let entries = sqlx::query(&format!(
+        "SELECT media_id, added_by FROM album_items WHERE album_id = $1
+         ORDER BY added_at {order}, media_id {order} LIMIT $2"
+    ))
+    .bind(&row.id)
+    .bind(limit)
+    .fetch_all(&state.db.pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("media_id")?, r.try_get("added_by")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Some(SharedAlbum {
+        owner_id: row.owner_id,
+        title: row.title,
+        description: row.description,
+        cover_id: row.cover_id,
+        entries,
+    }))
 }

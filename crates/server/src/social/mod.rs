@@ -8,6 +8,7 @@ pub mod albums;
 pub mod friends;
 pub mod graph;
 pub mod profiles;
+pub mod share_links;
 
 use std::sync::Arc;
 
@@ -40,6 +41,14 @@ impl Domain for Social {
             .routes(routes!(get_album, update_album, delete_album))
             .routes(routes!(add_items, remove_items, list_album_items))
             .routes(routes!(put_member, remove_member))
+            .routes(routes!(
+                share_links::create_share_link,
+                share_links::list_share_links
+            ))
+            .routes(routes!(share_links::revoke_share_link))
+            .routes(routes!(share_links::open_shared))
+            .routes(routes!(share_links::unlock))
+            .routes(routes!(share_links::shared_original))
             .routes(routes!(send_request, list_requests))
             .routes(routes!(accept_request))
             .routes(routes!(decline_request))

@@ -1223,6 +1223,10 @@ async fn every_endpoint_that_takes_a_credential_declares_a_scope(backend: Backen
         // A direct-upload URL's secret is its credential.
         "/api/v1/direct-uploads/{token}",
         "/api/v1/direct-uploads/{token}/file",
+        // A share link's slug (and key, for a password) is its credential.
+        "/api/v1/shared/{slug}",
+        "/api/v1/shared/{slug}/unlock",
+        "/api/v1/shared/{slug}/original/{id}",
     ];
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {

@@ -21,6 +21,7 @@ mod outbox;
 mod playback;
 mod receiver;
 mod redis;
+mod share_links;
 mod social;
 mod storage;
 mod transform;
