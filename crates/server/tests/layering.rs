@@ -85,6 +85,8 @@ const TABLES: &[(&str, &str)] = &[
     ("album_members", "social"),
     ("album_items", "social"),
     ("share_links", "social"),
+    ("notifications", "social"),
+    ("notification_settings", "social"),
 ];
 
 /// Tables the code's SQL names after FROM, JOIN, INTO, UPDATE or TABLE.

@@ -100,6 +100,51 @@ pub async fn item(db: &Db, id: &str) -> Result<Option<ItemRow>, sqlx::Error> {
     item_on(&mut conn, id, "").await
 }
 
+/// A page of a feed, newest first before `before`: ready items of `friends` that are
+/// `public` or `friends`, and of `followed` that are `public` (unlisted ones are never
+/// listed). The caller (social) knows who is whose friend; media keeps to its table.
+pub async fn feed_items(
+    db: &Db,
+    friends: &[&str],
+    followed: &[&str],
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ItemRow>, sqlx::Error> {
+    if friends.is_empty() && followed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = Vec::new();
+    let mut next = 3;
+    if !friends.is_empty() {
+        clauses.push(format!(
+            "(m.owner_id IN ({}) AND m.visibility IN ('public', 'friends'))",
+            placeholders(next, friends.len())
+        ));
+        next += friends.len();
+    }
+    if !followed.is_empty() {
+        clauses.push(format!(
+            "(m.owner_id IN ({}) AND m.visibility = 'public')",
+            placeholders(next, followed.len())
+        ));
+    }
+    let sql = format!(
+        "{ITEM_SELECT} WHERE ({}) AND b.status = 'ready' AND ($1 = '' OR m.id < $1)
+         ORDER BY m.id DESC LIMIT $2",
+        clauses.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql).bind(before.unwrap_or("")).bind(limit);
+    for id in friends.iter().chain(followed) {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&db.reader().pool)
+        .await?
+        .iter()
+        .map(item_from_row)
+        .collect()
+}
+
 /// These items, in no particular order (missing ones left out).
 pub async fn items_by_ids(db: &Db, ids: &[&str]) -> Result<Vec<ItemRow>, sqlx::Error> {
     let sql = format!("{ITEM_SELECT} WHERE m.id IN ({{}})");

@@ -5,8 +5,10 @@
 //! (`friend.requested`, `friend.accepted`, `user.followed`) to the outbox.
 
 pub mod albums;
+pub mod feed;
 pub mod friends;
 pub mod graph;
+pub mod notifications;
 pub mod profiles;
 pub mod share_links;
 
@@ -49,6 +51,13 @@ impl Domain for Social {
             .routes(routes!(share_links::open_shared))
             .routes(routes!(share_links::unlock))
             .routes(routes!(share_links::shared_original))
+            .routes(routes!(notifications::list_notifications))
+            .routes(routes!(notifications::mark_read))
+            .routes(routes!(
+                notifications::get_settings,
+                notifications::put_setting
+            ))
+            .routes(routes!(feed::feed))
             .routes(routes!(send_request, list_requests))
             .routes(routes!(accept_request))
             .routes(routes!(decline_request))
@@ -72,6 +81,7 @@ impl Domain for Social {
             "user.followed",
             "album.invited",
             "album.items_added",
+            "notification.created",
         ]
     }
 
@@ -80,7 +90,10 @@ impl Domain for Social {
     }
 
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![Arc::new(ForgetDeletedUsers)]
+        vec![
+            Arc::new(ForgetDeletedUsers),
+            Arc::new(notifications::Notify),
+        ]
     }
 
     fn figures<'a>(&self, state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {

@@ -164,13 +164,13 @@ async fn nobody_sees_another_users_events_and_admins_may_see_all(backend: Backen
 }
 
 /// An `text/event-stream` reader: frames as `(id, type, data)`.
-struct Stream {
+pub(crate) struct Stream {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(app: &TestApp, token: &str, query: &str, last: Option<i64>) -> Stream {
+    pub(crate) async fn open(app: &TestApp, token: &str, query: &str, last: Option<i64>) -> Stream {
         let mut req = app
             .client
             .get(app.url(&format!("/api/v1/events/stream?{query}")))
@@ -191,7 +191,7 @@ impl Stream {
     }
 
     /// The next event (comment lines — heartbeats — are skipped).
-    async fn next(&mut self) -> (i64, String, Value) {
+    pub(crate) async fn next(&mut self) -> (i64, String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();

@@ -15,6 +15,7 @@ mod nginx;
 // Its reloads are used by the cluster test (crates/framehouse/tests/cluster.rs).
 #[allow(dead_code)]
 mod nginx_server;
+mod notifications;
 mod oidc;
 mod ops;
 mod outbox;
