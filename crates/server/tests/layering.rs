@@ -87,6 +87,9 @@ const TABLES: &[(&str, &str)] = &[
     ("share_links", "social"),
     ("notifications", "social"),
     ("notification_settings", "social"),
+    ("comments", "social"),
+    ("likes", "social"),
+    ("comments_off", "social"),
 ];
 
 /// Tables the code's SQL names after FROM, JOIN, INTO, UPDATE or TABLE.

@@ -522,10 +522,13 @@ pub async fn delete_album(
 ) -> AppResult<StatusCode> {
     let album = album(&state, &id, &viewer_of(&caller)).await?;
     album.require(Act::Manage)?;
+    let mut tx = state.db.begin_write().await?;
     sqlx::query("DELETE FROM albums WHERE id = $1")
         .bind(&album.row.id)
-        .execute(&state.db.pool)
+        .execute(&mut *tx)
         .await?;
+    super::comments::forget_target(&mut tx, &album.row.id).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -923,4 +926,14 @@ pub(super) async fn shared(
         cover_id: row.cover_id,
         entries,
     }))
+}
+
+/// The owner of album `id` if `viewer` may see it (404 otherwise), for comments and
+/// likes on it.
+pub(super) async fn readable_owner(
+    state: &AppState,
+    id: &str,
+    viewer: &Viewer,
+) -> AppResult<String> {
+    Ok(album(state, id, viewer).await?.row.owner_id)
 }

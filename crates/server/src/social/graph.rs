@@ -437,6 +437,8 @@ pub async fn forget(conn: &mut AnyConnection, user: &str) -> Result<(), sqlx::Er
         "DELETE FROM albums WHERE owner_id = $1",
         "DELETE FROM share_links WHERE owner_id = $1",
         "DELETE FROM notifications WHERE user_id = $1",
+        "DELETE FROM comments WHERE author_id = $1",
+        "DELETE FROM likes WHERE user_id = $1",
     ] {
         sqlx::query(sql).bind(user).execute(&mut *conn).await?;
     }

@@ -5,6 +5,7 @@
 //! (`friend.requested`, `friend.accepted`, `user.followed`) to the outbox.
 
 pub mod albums;
+pub mod comments;
 pub mod feed;
 pub mod friends;
 pub mod graph;
@@ -58,6 +59,26 @@ impl Domain for Social {
                 notifications::put_setting
             ))
             .routes(routes!(feed::feed))
+            .routes(routes!(
+                comments::list_item_comments,
+                comments::comment_item
+            ))
+            .routes(routes!(
+                comments::list_album_comments,
+                comments::comment_album
+            ))
+            .routes(routes!(comments::delete_comment))
+            .routes(routes!(comments::item_comment_settings))
+            .routes(routes!(
+                comments::item_likes,
+                comments::like_item,
+                comments::unlike_item
+            ))
+            .routes(routes!(
+                comments::album_likes,
+                comments::like_album,
+                comments::unlike_album
+            ))
             .routes(routes!(send_request, list_requests))
             .routes(routes!(accept_request))
             .routes(routes!(decline_request))
@@ -82,6 +103,8 @@ impl Domain for Social {
             "album.invited",
             "album.items_added",
             "notification.created",
+            "comment.created",
+            "like.created",
         ]
     }
 
@@ -90,10 +113,7 @@ impl Domain for Social {
     }
 
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![
-            Arc::new(ForgetDeletedUsers),
-            Arc::new(notifications::Notify),
-        ]
+        vec![Arc::new(Forget), Arc::new(notifications::Notify)]
     }
 
     fn figures<'a>(&self, state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {
@@ -136,18 +156,20 @@ impl Domain for Social {
     }
 }
 
-/// Removes a deleted account from everyone's graph at once (the account's row, whose
-/// deletion would cascade, waits for its items to go).
-struct ForgetDeletedUsers;
+/// Forgets what social keeps of what is gone elsewhere: a deleted account leaves
+/// everyone's graph at once (the account's row, whose deletion would cascade, waits for
+/// its items to go), and a deleted item takes its comments and likes (their target ids
+/// are not foreign keys: a target is an item or an album).
+struct Forget;
 
 #[async_trait::async_trait]
-impl Subscriber for ForgetDeletedUsers {
+impl Subscriber for Forget {
     fn name(&self) -> &'static str {
-        "social.forget_deleted_users"
+        "social.forget"
     }
 
     fn types(&self) -> &'static [&'static str] {
-        &["user.deleted"]
+        &["user.deleted", "media.deleted"]
     }
 
     async fn handle(
@@ -156,7 +178,11 @@ impl Subscriber for ForgetDeletedUsers {
         events: &[EventRecord],
     ) -> anyhow::Result<usize> {
         for event in events {
-            graph::forget(tx, &event.aggregate_id).await?;
+            if event.kind == "user.deleted" {
+                graph::forget(tx, &event.aggregate_id).await?;
+            } else {
+                comments::forget_target(tx, &event.aggregate_id).await?;
+            }
         }
         Ok(events.len())
     }

@@ -28,6 +28,8 @@ pub const TYPES: &[(&str, &str)] = &[
     ("album.invited", "album.invited"),
     ("album.items_added", "album.items_added"),
     ("friend.uploaded", "media.ready"),
+    ("comment.created", "comment.created"),
+    ("like.created", "like.created"),
 ];
 const CHANNELS: &[&str] = &["in_app", "webhook", "none"];
 /// Friends told of one upload at most (the feed shows it to the rest).
@@ -138,6 +140,8 @@ impl Subscriber for Notify {
             "album.invited",
             "album.items_added",
             "media.ready",
+            "comment.created",
+            "like.created",
         ]
     }
 

@@ -5,6 +5,7 @@ mod albums;
 mod amqp;
 mod clients;
 mod cluster;
+mod comments;
 mod delivery;
 mod events;
 mod fixtures;
