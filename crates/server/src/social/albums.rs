@@ -649,18 +649,32 @@ pub async fn remove_items(
     Path(id): Path<String>,
     AppJson(req): AppJson<AlbumItems>,
 ) -> AppResult<Json<AlbumItemsChanged>> {
-    let album = album(&state, &id, &viewer_of(&caller)).await?;
-    album.require(Act::Add)?;
     batch(&req.media_ids)?;
     let ids: Vec<&str> = req.media_ids.iter().map(String::as_str).collect();
+    // The owner of an item may always take it out again, whatever their part in the
+    // album is now (a contributor removed, demoted or blocked included).
+    let found = crate::media::repo::items_by_ids(&state.db, &ids).await?;
+    let own_only = found.len() == ids.len() && found.iter().all(|r| r.owner_id == caller.user_id);
+    let (album_id, check_others) = match album(&state, &id, &viewer_of(&caller)).await {
+        Ok(a) if a.may(Act::RemoveAny) || own_only => (a.row.id, false),
+        Ok(a) => {
+            a.require(Act::Add)?;
+            (a.row.id, true)
+        }
+        Err(e) if own_only => match album_row(&state, &id).await? {
+            Some(row) => (row.id, false),
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
     let mut tx = state.db.begin_write().await?;
-    if !album.may(Act::RemoveAny) {
+    if check_others {
         let sql = format!(
             "SELECT COUNT(*) AS n FROM album_items WHERE album_id = $1 AND added_by <> $2
                AND media_id IN ({})",
             crate::kernel::db::placeholders(3, ids.len())
         );
-        let mut query = sqlx::query(&sql).bind(&album.row.id).bind(&caller.user_id);
+        let mut query = sqlx::query(&sql).bind(&album_id).bind(&caller.user_id);
         for id in &ids {
             query = query.bind(*id);
         }
@@ -675,16 +689,16 @@ pub async fn remove_items(
         "DELETE FROM album_items WHERE album_id = $1 AND media_id IN ({})",
         crate::kernel::db::placeholders(2, ids.len())
     );
-    let mut query = sqlx::query(&sql).bind(&album.row.id);
+    let mut query = sqlx::query(&sql).bind(&album_id);
     for id in &ids {
         query = query.bind(*id);
     }
     let changed = query.execute(&mut *tx).await?.rows_affected() as i64;
     sqlx::query("UPDATE albums SET cover_id = NULL WHERE id = $1 AND cover_id NOT IN (SELECT media_id FROM album_items WHERE album_id = $1)")
-        .bind(&album.row.id)
+        .bind(&album_id)
         .execute(&mut *tx)
         .await?;
-    let total = count_items(&mut tx, &album.row.id).await?;
+    let total = count_items(&mut tx, &album_id).await?;
     tx.commit().await?;
     Ok(Json(AlbumItemsChanged {
         changed,

@@ -340,7 +340,7 @@ pub async fn unfollow(db: &Db, follower: &str, followee: &str) -> Result<(), sql
 }
 
 /// `blocker` blocks `blocked`: every edge between them goes (friendship, follows both
-/// ways, requests both ways) in the same transaction.
+/// ways, requests both ways, membership in each other's albums) in the same transaction.
 pub async fn block(
     conn: &mut AnyConnection,
     blocker: &str,
@@ -361,6 +361,10 @@ pub async fn block(
             OR (follower_id = $2 AND followee_id = $1)",
         "DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2)
             OR (from_id = $2 AND to_id = $1)",
+        // Neither stays a member of the other's albums.
+        "DELETE FROM album_members WHERE (user_id = $2
+                AND album_id IN (SELECT id FROM albums WHERE owner_id = $1))
+            OR (user_id = $1 AND album_id IN (SELECT id FROM albums WHERE owner_id = $2))",
     ] {
         sqlx::query(sql)
             .bind(blocker)

@@ -73,7 +73,7 @@ fn link_of(r: &sqlx::any::AnyRow) -> Result<LinkRow, sqlx::Error> {
 pub struct ShareLinkView {
     pub id: String,
     pub slug: String,
-    /// The page that opens it.
+    /// Where it opens (the JSON of what it shares; the web UI's page is to come).
     pub url: String,
     /// `item` or `album`.
     pub kind: String,
@@ -92,7 +92,7 @@ fn view(state: &AppState, l: &LinkRow) -> ShareLinkView {
     ShareLinkView {
         id: l.id.clone(),
         slug: l.slug.clone(),
-        url: format!("{}/s/{}", state.settings.public_url(), l.slug),
+        url: format!("{}/api/v1/shared/{}", state.settings.public_url(), l.slug),
         kind: l.target_kind.clone(),
         target_id: l.target_id.clone(),
         has_password: l.password_hash.is_some(),
@@ -356,9 +356,11 @@ pub async fn unlock(
             "this link asks for no password",
         ));
     };
-    crate::identity::rate_limit(&state, "share_unlock_link", &link.id, &PER_LINK).await?;
-    let subject = format!("{}:{}", link.id, client.ip_text());
+    // The address first, by its /64 for IPv6: one client cannot use up the link's own
+    // budget for everyone before its own runs out.
+    let subject = format!("{}:{}", link.id, client.rate_key());
     crate::identity::rate_limit(&state, "share_unlock", &subject, &PER_ADDRESS).await?;
+    crate::identity::rate_limit(&state, "share_unlock_link", &link.id, &PER_LINK).await?;
     if !crate::identity::password::verify(req.password, hash).await? {
         return Err(AppError::new(
             StatusCode::UNAUTHORIZED,
@@ -459,8 +461,9 @@ fn shared_item(
     }
 }
 
-/// The items `link` opens, as rows: its item, or the items of its album that their
-/// own owners put in (the album cannot widen what an owner chose), in album order.
+/// The items `link` opens, as rows: its item, or the items of its album that the
+/// link's owner owns and put in, in album order. Members' items stay theirs to share:
+/// an album link never opens what someone else owns.
 async fn rows_of(
     state: &AppState,
     link: &LinkRow,
@@ -486,7 +489,11 @@ async fn rows_of(
             .map(|r| (r.id.clone(), r))
             .collect();
     let rows = (album.entries.iter())
-        .filter_map(|(media, added_by)| found.remove(media).filter(|r| r.owner_id == *added_by))
+        .filter_map(|(media, added_by)| {
+            found
+                .remove(media)
+                .filter(|r| r.owner_id == *added_by && r.owner_id == link.owner_id)
+        })
         .collect();
     Ok((rows, Some(album)))
 }
@@ -524,7 +531,8 @@ pub async fn open_shared(
         .and_then(|a| a.cover_id.clone())
         .filter(|c| items.iter().any(|i| i.id == *c));
     let (title, description) = match &album {
-        Some(a) => (Some(a.title.clone()), a.description.clone()),
+        Some(a) if link.show_metadata => (Some(a.title.clone()), a.description.clone()),
+        Some(_) => (None, None),
         None => (
             items.first().and_then(|i| i.title.clone()),
             items.first().and_then(|i| i.description.clone()),

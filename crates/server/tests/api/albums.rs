@@ -327,6 +327,41 @@ async fn an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it(ba
         code(&app, &carol, "DELETE", &format!("{at}/members/erin")).await,
         forbidden
     );
+    // An item's owner takes it out again whatever their part now: carol, an editor who
+    // put hers in, is removed from the album and still withdraws her item.
+    assert_eq!(
+        json_of(items(&app, &carol, "POST", &a, &[&c]).await, ok).await["changed"],
+        1
+    );
+    let carol_out = format!("{at}/members/carol");
+    assert_eq!(
+        code(&app, &alice, "DELETE", &carol_out).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sees(&app, Some(&carol), &at).await, gone);
+    let not_hers = items(&app, &carol, "DELETE", &a, &[&c, &p]).await;
+    assert_eq!(
+        not_hers.status(),
+        gone,
+        "only her own, and she is not a member"
+    );
+    let withdrawn = json_of(items(&app, &carol, "DELETE", &a, &[&c]).await, ok).await;
+    assert_eq!(withdrawn["changed"], 1);
+    member(&app, &alice, &a, "carol", "editor").await;
+    // A block ends membership in each other's albums, both ways.
+    member(&app, &alice, &a, "erin", "viewer").await;
+    let erin_in = "SELECT COUNT(*) FROM album_members WHERE user_id = (SELECT id FROM users WHERE username = 'erin')";
+    assert_eq!(app.scalar(erin_in).await, 1);
+    let block = send(
+        &app,
+        &erin,
+        "POST",
+        "/api/v1/blocks",
+        Some(json!({ "user": "alice" })),
+    )
+    .await;
+    assert_eq!(block.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.scalar(erin_in).await, 0);
     // Deleting the album ends every grant; the items stay their owners'.
     assert_eq!(code(&app, &carol, "DELETE", &at).await, forbidden);
     assert_eq!(sees(&app, Some(&carol), &item).await, ok);
