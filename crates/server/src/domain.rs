@@ -42,6 +42,12 @@ pub trait Domain: Sync {
         axum::Router::new()
     }
 
+    /// The scope an API key needs to read its events (`social:read`); `None`: any
+    /// credential reads its own.
+    fn event_scope(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The event types it writes to the outbox.
     fn event_types(&self) -> &'static [&'static str] {
         &[]

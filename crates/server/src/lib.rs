@@ -151,6 +151,12 @@ impl AppState {
                     .flat_map(|d| d.event_types())
                     .copied()
                     .collect(),
+            )
+            .with_scopes(
+                (DOMAINS.iter())
+                    .filter_map(|d| Some((d.event_types(), d.event_scope()?)))
+                    .flat_map(|(types, scope)| types.iter().map(move |t| (*t, scope)))
+                    .collect(),
             ),
             metrics: ops::prometheus(),
             identity,

@@ -100,6 +100,10 @@ pub(crate) async fn select(
         filter: Filter {
             user_id: (!all).then(|| caller.user_id.clone()),
             types: patterns,
+            // An API key without a domain's read scope does not see that domain's events.
+            hidden: (state.outbox).hidden_from(|scope| {
+                crate::identity::Scope::parse(scope).is_some_and(|s| caller.require(s).is_ok())
+            }),
         },
         after,
     })

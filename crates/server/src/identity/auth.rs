@@ -366,6 +366,23 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// A viewer of social things (profiles, albums, comments): anonymous, or signed in with
+/// `social:read` — a credential without it is refused, not treated as anonymous.
+#[derive(Clone, Debug)]
+pub struct SocialViewer(pub Viewer);
+
+impl FromRequestParts<AppState> for SocialViewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(caller) = present(parts, state, true).await? else {
+            return Ok(SocialViewer(Viewer(None)));
+        };
+        caller.require(Scope::SocialRead)?;
+        Ok(SocialViewer(Viewer(Some(caller))))
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 

@@ -37,7 +37,7 @@ use crate::AppState;
 pub use audit::AuditEvent;
 pub use auth::{
     Account, Admin, Authenticator, Caller, ClientInfo, Deleter, Scope, Scopes, SocialReader,
-    SocialWriter, Viewer, Writer,
+    SocialViewer, SocialWriter, Viewer, Writer,
 };
 pub use notify::Notifier;
 pub use oidc::OidcProviders;

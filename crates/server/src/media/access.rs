@@ -44,6 +44,15 @@ pub trait Relations: Send + Sync {
         item: &'a ItemRow,
         viewer_id: Option<&'a str>,
     ) -> BoxFuture<'a, AppResult<Relation>>;
+
+    /// Whether the share link `link_id` still opens `item` (live, not revoked, and the
+    /// item still among what it shares): `Some(show_metadata)`, or `None`.
+    fn link_opens<'a>(
+        &'a self,
+        db: &'a Db,
+        item: &'a ItemRow,
+        link_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Option<bool>>>;
 }
 
 /// No social domain: nobody is related.
@@ -58,6 +67,15 @@ impl Relations for NoRelations {
     ) -> BoxFuture<'a, AppResult<Relation>> {
         Box::pin(async { Ok(Relation::default()) })
     }
+
+    fn link_opens<'a>(
+        &'a self,
+        _db: &'a Db,
+        _item: &'a ItemRow,
+        _link_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Option<bool>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Whether anyone with the link may read the item (`public`, `unlisted`).
@@ -70,20 +88,26 @@ pub fn is_open(item: &ItemRow) -> bool {
 /// items, `friends` items of a friend and items granted to them, and nothing at all of
 /// someone either of them blocked.
 pub async fn can_read(state: &AppState, item: &ItemRow, viewer: &Viewer) -> AppResult<bool> {
-    let relations = &state.media.relations;
-    let Some(caller) = viewer.0.as_ref() else {
-        if is_open(item) {
-            return Ok(true);
-        }
-        return Ok(relations.relation(&state.db, item, None).await?.granted);
-    };
-    if is_owner_or_admin(item, caller) {
-        return Ok(true);
+    match viewer.0.as_ref() {
+        Some(caller) if is_owner_or_admin(item, caller) => Ok(true),
+        Some(caller) => can_read_as(state, item, Some(&caller.user_id)).await,
+        None => can_read_as(state, item, None).await,
     }
-    let rel = relations
-        .relation(&state.db, item, Some(&caller.user_id))
-        .await?;
-    Ok(decide(item, rel))
+}
+
+/// The read rule for a viewer known by id only (`None`: anonymous), as a playback
+/// token names it.
+async fn can_read_as(state: &AppState, item: &ItemRow, viewer_id: Option<&str>) -> AppResult<bool> {
+    let relations = &state.media.relations;
+    match viewer_id {
+        None if is_open(item) => Ok(true),
+        None => Ok(relations.relation(&state.db, item, None).await?.granted),
+        Some(id) if id == item.owner_id => Ok(true),
+        Some(id) => Ok(decide(
+            item,
+            relations.relation(&state.db, item, Some(id)).await?,
+        )),
+    }
 }
 
 fn decide(item: &ItemRow, rel: Relation) -> bool {
@@ -118,24 +142,113 @@ pub async fn writable_item(
     Ok((item, caller))
 }
 
-fn message(media_id: &str, exp: i64) -> String {
-    format!("play:{media_id}:{exp}")
+/// On whose behalf a playback token was minted. Every use checks the grant again, so a
+/// token ends as soon as what granted it does (an unfriending, a removal from an album,
+/// a revoked share link), not only when it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// The owner's or an admin's own decision to open the item until the expiry.
+    Owner,
+    /// A reader's right to the item (`None`: an anonymous one), checked again by the
+    /// read rule as that reader.
+    Reader(Option<String>),
+    /// A share link, checked again against the live link.
+    Link(String),
 }
 
-/// A token for `media_id` valid until `exp` (Unix seconds).
-pub fn mint(keyring: &Keyring, media_id: &str, exp: i64) -> String {
-    format!("{exp}.{}", keyring.sign(&message(media_id, exp)))
+impl Grant {
+    /// The token's middle part: empty for `Owner`, `u{id}` or `u`, `l{id}`.
+    fn tag(&self) -> String {
+        match self {
+            Grant::Owner => String::new(),
+            Grant::Reader(id) => format!("u{}", id.as_deref().unwrap_or("")),
+            Grant::Link(id) => format!("l{id}"),
+        }
+    }
+
+    fn of_tag(tag: &str) -> Option<Grant> {
+        let (kind, id) = tag.split_at_checked(1)?;
+        match kind {
+            "u" if id.is_empty() => Some(Grant::Reader(None)),
+            "u" => Some(Grant::Reader(Some(id.to_string()))),
+            "l" if !id.is_empty() => Some(Grant::Link(id.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The grant a viewer who may read the item earns for its URLs.
+    pub fn of_viewer(item: &ItemRow, viewer: &Viewer) -> Grant {
+        match viewer.0.as_ref() {
+            Some(c) if is_owner_or_admin(item, c) => Grant::Owner,
+            Some(c) => Grant::Reader(Some(c.user_id.clone())),
+            None => Grant::Reader(None),
+        }
+    }
 }
 
-/// Whether `token` opens `media_id` at `now` (Unix seconds).
-pub fn verify(keyring: &Keyring, media_id: &str, token: &str, now: i64) -> bool {
-    let Some((exp, sig)) = token.split_once('.') else {
-        return false;
+fn message(media_id: &str, exp: i64, grant: &Grant) -> String {
+    match grant {
+        Grant::Owner => format!("play:{media_id}:{exp}"),
+        other => format!("play:{media_id}:{exp}:{}", other.tag()),
+    }
+}
+
+/// A token for `media_id` valid until `exp` (Unix seconds): `EXP.SIG` for the owner's
+/// grant, `EXP.TAG.SIG` for the others.
+pub fn mint(keyring: &Keyring, media_id: &str, exp: i64, grant: &Grant) -> String {
+    let sig = keyring.sign(&message(media_id, exp, grant));
+    match grant {
+        Grant::Owner => format!("{exp}.{sig}"),
+        other => format!("{exp}.{}.{sig}", other.tag()),
+    }
+}
+
+/// The grant `token` carries for `media_id` at `now` (Unix seconds), if its signature
+/// holds and it has not expired. The grant itself is still to be checked.
+pub fn verify(keyring: &Keyring, media_id: &str, token: &str, now: i64) -> Option<Grant> {
+    let (exp, rest) = token.split_once('.')?;
+    let exp = exp.parse::<i64>().ok()?;
+    let (grant, sig) = match rest.split_once('.') {
+        None => (Grant::Owner, rest),
+        Some((tag, sig)) => (Grant::of_tag(tag)?, sig),
     };
-    let Ok(exp) = exp.parse::<i64>() else {
-        return false;
+    (exp >= now && keyring.verify(&message(media_id, exp, &grant), sig)).then_some(grant)
+}
+
+/// What a valid token's grant still opens now.
+async fn grant_holds(state: &AppState, item: &ItemRow, grant: &Grant) -> AppResult<Opened> {
+    let shown = Opened {
+        opens: true,
+        metadata: true,
     };
-    exp >= now && keyring.verify(&message(media_id, exp), sig)
+    match grant {
+        Grant::Owner => Ok(shown),
+        Grant::Reader(None) => Ok(Opened {
+            opens: can_read_as(state, item, None).await?,
+            metadata: true,
+        }),
+        Grant::Reader(Some(id)) if *id == item.owner_id => Ok(shown),
+        Grant::Reader(Some(id)) => Ok(Opened {
+            opens: can_read_as(state, item, Some(id)).await?,
+            metadata: true,
+        }),
+        Grant::Link(link) => {
+            let relations = &state.media.relations;
+            Ok(match relations.link_opens(&state.db, item, link).await? {
+                Some(metadata) => Opened {
+                    opens: true,
+                    metadata,
+                },
+                None => Opened::default(),
+            })
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Opened {
+    opens: bool,
+    metadata: bool,
 }
 
 /// `?token=` on playback URLs.
@@ -153,10 +266,15 @@ pub struct Playable {
     pub token: Option<String>,
     /// Whether the viewer may read it without the token.
     pub readable: bool,
+    /// Whether titles, descriptions and tags may be shown: false only when a share link
+    /// that hides them is all that opens the item.
+    pub metadata: bool,
 }
 
-/// Loads an item for playback: readable by the viewer, or opened by a valid token.
-/// Anything else is a 404, so private ids cannot be probed.
+/// Loads an item for playback: readable by the viewer, or opened by a valid token whose
+/// grant still holds. Anything else is a 404, so private ids cannot be probed. A
+/// signed-out request with a token that holds skips the viewer's own check: the token
+/// already opens the derivatives, and an anonymous viewer reads no more than open items.
 pub async fn playable(
     state: &AppState,
     id: &str,
@@ -168,20 +286,33 @@ pub async fn playable(
     };
     let keyring = &state.keyring;
     let now = now_ms() / 1000;
-    let valid_token = token.filter(|t| verify(keyring, &item.id, t, now));
-    let readable = can_read(state, &item, viewer).await?;
-    if !readable && valid_token.is_none() {
+    let mut opened = Opened::default();
+    let mut valid_token = None;
+    if let Some((t, grant)) = token.and_then(|t| Some((t, verify(keyring, &item.id, t, now)?))) {
+        opened = grant_holds(state, &item, &grant).await?;
+        valid_token = opened.opens.then_some(t);
+    }
+    let readable = if opened.opens && viewer.0.is_none() {
+        is_open(&item)
+    } else {
+        can_read(state, &item, viewer).await?
+    };
+    if !readable && !opened.opens {
         return Err(AppError::not_found("media item"));
     }
     let token = if !is_open(&item) {
         Some(match valid_token {
             Some(t) => t.to_string(),
-            None => mint(keyring, &item.id, now + token_ttl(state)),
+            None => {
+                let grant = Grant::of_viewer(&item, viewer);
+                mint(keyring, &item.id, now + token_ttl(state), &grant)
+            }
         })
     } else {
         None
     };
     Ok(Playable {
+        metadata: readable || opened.metadata,
         item,
         token,
         readable,
@@ -208,13 +339,36 @@ mod tests {
     #[test]
     fn a_token_opens_its_item_until_it_expires() {
         let keyring = Keyring::new(vec![], b"k".to_vec());
-        let t = mint(&keyring, "m1", 1000);
-        assert!(verify(&keyring, "m1", &t, 999));
-        assert!(verify(&keyring, "m1", &t, 1000));
-        assert!(!verify(&keyring, "m1", &t, 1001));
-        assert!(!verify(&keyring, "m2", &t, 999));
+        let t = mint(&keyring, "m1", 1000, &Grant::Owner);
+        assert_eq!(verify(&keyring, "m1", &t, 999), Some(Grant::Owner));
+        assert_eq!(verify(&keyring, "m1", &t, 1000), Some(Grant::Owner));
+        assert_eq!(verify(&keyring, "m1", &t, 1001), None);
+        assert_eq!(verify(&keyring, "m2", &t, 999), None);
         let forged = t.replace("1000.", "9999.");
-        assert!(!verify(&keyring, "m1", &forged, 999));
-        assert!(!verify(&keyring, "m1", "garbage", 0));
+        assert_eq!(verify(&keyring, "m1", &forged, 999), None);
+        assert_eq!(verify(&keyring, "m1", "garbage", 0), None);
+    }
+
+    #[test]
+    fn a_token_carries_its_grant_and_the_grant_cannot_be_swapped() {
+        let keyring = Keyring::new(vec![], b"k".to_vec());
+        for grant in [
+            Grant::Reader(Some("u1".into())),
+            Grant::Reader(None),
+            Grant::Link("l1".into()),
+        ] {
+            let t = mint(&keyring, "m1", 1000, &grant);
+            assert_eq!(verify(&keyring, "m1", &t, 999), Some(grant.clone()));
+            // The same signature under another grant, or with the grant cut out, fails.
+            let (exp, rest) = t.split_once('.').unwrap();
+            let sig = rest.rsplit_once('.').unwrap().1;
+            for forged in [
+                format!("{exp}.{sig}"),
+                format!("{exp}.uu2.{sig}"),
+                format!("{exp}.l.{sig}"),
+            ] {
+                assert_eq!(verify(&keyring, "m1", &forged, 999), None, "{forged}");
+            }
+        }
     }
 }

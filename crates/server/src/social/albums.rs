@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::graph;
 use super::profiles::{addressable, cards, UserCard};
-use crate::identity::{Caller, SocialReader, SocialWriter, Viewer};
+use crate::identity::{Caller, SocialReader, SocialViewer, SocialWriter, Viewer};
 use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::ids::new_id;
 use crate::kernel::outbox::Event;
@@ -418,7 +418,7 @@ pub async fn list_albums(
     responses((status = 200, body = AlbumView), (status = 404, body = ErrorBody)))]
 pub async fn get_album(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
 ) -> AppResult<Json<AlbumView>> {
     let album = album(&state, &id, &viewer).await?;
@@ -727,7 +727,7 @@ pub struct AlbumItemQuery {
     responses((status = 200, body = AlbumItemPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_album_items(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
     AppQuery(q): AppQuery<AlbumItemQuery>,
 ) -> AppResult<Json<AlbumItemPage>> {

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::albums;
 use super::profiles::{cards, UserCard};
 use crate::identity::settings::RateRule;
-use crate::identity::{SocialWriter, Viewer};
+use crate::identity::{SocialViewer, SocialWriter, Viewer};
 use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::ids::new_id;
 use crate::kernel::outbox::Event;
@@ -218,7 +218,7 @@ async fn write(
     responses((status = 200, body = CommentPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_item_comments(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<CommentPage>> {
@@ -244,7 +244,7 @@ pub async fn comment_item(
     responses((status = 200, body = CommentPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_album_comments(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<CommentPage>> {
@@ -441,7 +441,7 @@ async fn like(
     responses((status = 200, body = LikeSummary), (status = 404, body = ErrorBody)))]
 pub async fn item_likes(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
 ) -> AppResult<Json<LikeSummary>> {
     let target = target(&state, "item", &id, &viewer).await?;
@@ -499,7 +499,7 @@ pub async fn unlike_album(
     responses((status = 200, body = LikeSummary), (status = 404, body = ErrorBody)))]
 pub async fn album_likes(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(id): Path<String>,
 ) -> AppResult<Json<LikeSummary>> {
     let target = target(&state, "album", &id, &viewer).await?;

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::graph::{self, Edge, EdgeKind, RequestRow};
 use super::profiles::{addressable, cards, UserCard};
-use crate::identity::{SocialReader, SocialWriter, Viewer};
+use crate::identity::{SocialReader, SocialViewer, SocialWriter, Viewer};
 use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::outbox::Event;
 use crate::kernel::paging::{Page, PageQuery};
@@ -413,7 +413,7 @@ async fn follow_list(
     responses((status = 200, body = EdgePage), (status = 404, body = ErrorBody)))]
 pub async fn list_followers(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(name): Path<String>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<EdgePage>> {
@@ -425,7 +425,7 @@ pub async fn list_followers(
     responses((status = 200, body = EdgePage), (status = 404, body = ErrorBody)))]
 pub async fn list_following(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(name): Path<String>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<EdgePage>> {

@@ -131,6 +131,37 @@ impl Relations for GraphRelations {
             })
         })
     }
+
+    fn link_opens<'a>(
+        &'a self,
+        db: &'a Db,
+        item: &'a ItemRow,
+        link_id: &'a str,
+    ) -> BoxFuture<'a, AppResult<Option<bool>>> {
+        Box::pin(async move {
+            // The link's own rule (share_links::rows_of): its owner's item, or an item of
+            // its album that its owner owns and put in — asked of the live row.
+            let row = sqlx::query(
+                "SELECT show_metadata FROM share_links l
+                 WHERE l.id = $1 AND l.owner_id = $2 AND l.revoked_at IS NULL
+                   AND (l.expires_at IS NULL OR l.expires_at > $4)
+                   AND ((l.target_kind = 'item' AND l.target_id = $3)
+                     OR (l.target_kind = 'album' AND EXISTS (SELECT 1 FROM album_items ai
+                           WHERE ai.album_id = l.target_id AND ai.media_id = $3
+                             AND ai.added_by = l.owner_id)))",
+            )
+            .bind(link_id)
+            .bind(&item.owner_id)
+            .bind(&item.id)
+            .bind(now_ms())
+            .fetch_optional(&db.pool)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(flag(&r, "show_metadata")?),
+                None => None,
+            })
+        })
+    }
 }
 
 /// The pending request from `from` to `to`, if any.

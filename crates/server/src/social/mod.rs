@@ -95,6 +95,10 @@ impl Domain for Social {
             .routes(routes!(get_own_profile, update_profile))
     }
 
+    fn event_scope(&self) -> Option<&'static str> {
+        Some(crate::identity::Scope::SocialRead.as_str())
+    }
+
     fn event_types(&self) -> &'static [&'static str] {
         &[
             "friend.requested",

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::graph;
 use crate::identity::users::{self, User};
-use crate::identity::{Caller, SocialReader, SocialWriter, Viewer};
+use crate::identity::{Caller, SocialReader, SocialViewer, SocialWriter};
 use crate::kernel::db::fetch_in;
 use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::paging::Page;
@@ -145,7 +145,7 @@ pub struct ProfileView {
         (status = 404, body = ErrorBody, description = "no such user, or one of the two blocked the other")))]
 pub async fn get_profile(
     State(state): State<AppState>,
-    viewer: Viewer,
+    SocialViewer(viewer): SocialViewer,
     Path(name): Path<String>,
 ) -> AppResult<Json<ProfileView>> {
     let user = match &viewer.0 {

@@ -21,7 +21,7 @@ use crate::kernel::error::{AppError, AppJson, AppQuery, AppResult, ErrorBody};
 use crate::kernel::ids::new_id;
 use crate::kernel::paging::{Page, PageQuery};
 use crate::kernel::time::{now_ms, rfc3339};
-use crate::media::access::{mint, token_ttl, with_token};
+use crate::media::access::{mint, token_ttl, with_token, Grant};
 use crate::media::item::MediaItem;
 use crate::AppState;
 
@@ -428,7 +428,7 @@ fn shared_item(
     item: MediaItem,
     exp: i64,
 ) -> SharedItem {
-    let token = mint(&state.keyring, &item.id, exp);
+    let token = mint(&state.keyring, &item.id, exp, &Grant::Link(link.id.clone()));
     let tokened = |url: &str| with_token(url, Some(&token));
     let meta = link.show_metadata;
     let download = link.allow_download.then(|| {

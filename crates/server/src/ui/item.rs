@@ -19,7 +19,7 @@ use super::{bytes, error_page, Shell, Visit};
 use crate::identity::{Viewer, Writer};
 use crate::kernel::error::{AppError, AppJson, AppResult, ErrorBody};
 use crate::kernel::time::{now_ms, rfc3339};
-use crate::media::access::{mint, playable, with_token, writable_item, TokenQuery};
+use crate::media::access::{mint, playable, with_token, writable_item, Grant, TokenQuery};
 use crate::media::item::{item_json, MediaItem};
 use crate::AppState;
 
@@ -154,7 +154,13 @@ pub async fn load(
     let play = playable(state, id, viewer, token).await?;
     // Owners and admins never need a token; a valid one is kept for everyone else.
     let token = play.token.filter(|_| !play.readable);
-    let item = item_json(state, (*play.item).clone()).await?;
+    let mut item = item_json(state, (*play.item).clone()).await?;
+    if !play.metadata {
+        // A share link that hides metadata opened it: the bytes, not the words.
+        item.title = None;
+        item.description = None;
+        item.tags = Vec::new();
+    }
     Ok((item, token))
 }
 
@@ -234,7 +240,7 @@ pub async fn create_share_link(
         ));
     }
     let exp = now_ms() / 1000 + ttl;
-    let token = mint(&state.keyring, &item.id, exp);
+    let token = mint(&state.keyring, &item.id, exp, &Grant::Owner);
     let base = state.settings.public_url();
     Ok(Json(ShareLink {
         url: with_token(&format!("{base}/items/{}", item.id), Some(&token)),

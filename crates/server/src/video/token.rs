@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::identity::Viewer;
 use crate::kernel::error::{AppResult, ErrorBody};
 use crate::kernel::time::{now_ms, rfc3339};
-use crate::media::access::{mint, readable_item, token_ttl, with_token};
+use crate::media::access::{mint, readable_item, token_ttl, with_token, Grant};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -32,7 +32,12 @@ pub async fn create_playback_token(
 ) -> AppResult<Json<PlaybackToken>> {
     let item = readable_item(&state, &id, &viewer).await?;
     let exp = now_ms() / 1000 + token_ttl(&state);
-    let token = mint(&state.keyring, &item.id, exp);
+    let token = mint(
+        &state.keyring,
+        &item.id,
+        exp,
+        &Grant::of_viewer(&item, &viewer),
+    );
     let progressive = if item.kind == "audio" {
         "audio.m4a"
     } else {

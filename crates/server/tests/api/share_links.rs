@@ -120,6 +120,22 @@ async fn a_share_link_opens_what_it_shares_to_anyone_holding_it_and_nothing_more
         (Value::Null, json!([]), Value::Null)
     );
     assert_eq!(shared["title"], Value::Null, "metadata hidden");
+    // Its token opens the item page and oEmbed without the words either.
+    let hidden_token = item["variants"][0]["url"].as_str().unwrap();
+    let hidden_token = hidden_token.split_once("?token=").unwrap().1.to_string();
+    let page = app
+        .get(None, &format!("/items/{p}?token={hidden_token}"))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(!page.text().await.unwrap().contains("Lake"));
+    let page_url = format!(
+        "{}/items/{p}?token={hidden_token}",
+        app.state.settings.public_url()
+    );
+    let mut oembed = url::form_urlencoded::Serializer::new(String::from("/oembed?"));
+    oembed.append_pair("url", &page_url);
+    let oembed = json_of(app.get(None, &oembed.finish()).await, StatusCode::OK).await;
+    assert_ne!(oembed["title"], "Lake");
     let got = app.get(None, item["download_url"].as_str().unwrap()).await;
     assert_eq!(got.status(), StatusCode::OK);
     let digest = hex::encode(Sha256::digest(got.bytes().await.unwrap()));
@@ -221,6 +237,8 @@ async fn a_share_link_opens_what_it_shares_to_anyone_holding_it_and_nothing_more
         opened(&app, "lake-week", None).await.status(),
         StatusCode::NOT_FOUND
     );
+    // What the link handed out ends with it, not when its tokens expire.
+    assert_eq!(app.get(None, variant).await.status(), StatusCode::NOT_FOUND);
     let list = json_of(
         app.get(Some(&alice), "/api/v1/share-links").await,
         StatusCode::OK,

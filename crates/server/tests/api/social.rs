@@ -16,6 +16,8 @@ both_backends!(
     a_friend_request_lives_until_answered_and_a_block_ends_every_edge,
     profiles_and_search_show_what_each_viewer_may_see,
     the_access_matrix_holds_for_friends_followers_and_the_blocked,
+    a_readers_playback_token_ends_with_the_friendship_that_earned_it,
+    an_api_key_without_social_read_sees_no_social_things_and_no_social_events,
 );
 
 pub(crate) async fn send(
@@ -752,4 +754,105 @@ async fn the_access_matrix_holds_for_friends_followers_and_the_blocked(backend: 
         seen.sort();
         assert_eq!(seen, expected, "similar items for {who:?}");
     }
+}
+
+async fn a_readers_playback_token_ends_with_the_friendship_that_earned_it(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let owner = app.user("owner").await;
+    let friend = app.user("friend").await;
+    befriend(&app, &owner, "friend", &friend).await;
+    let item = app
+        .upload_ok(&owner, fixtures::jpeg(64, 48), "visibility=friends")
+        .await;
+    let id = item["id"].as_str().unwrap().to_string();
+    app.wait_processed(&owner, &id).await;
+    let path = format!("/api/v1/media/{id}/playback-token");
+    let minted = json_of(
+        send(&app, &friend, "POST", &path, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let token = minted["token"].as_str().unwrap().to_string();
+    let thumb = format!("/media/{id}/thumb.webp?token={token}");
+    // Signed out, the friend's token opens the rendition while the friendship lasts…
+    assert_eq!(app.get(None, &thumb).await.status(), StatusCode::OK);
+    // …and not a moment after, although it has hours left.
+    let unfriend = send(&app, &owner, "DELETE", "/api/v1/friends/friend", None).await;
+    assert_eq!(unfriend.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get(None, &thumb).await.status(), StatusCode::NOT_FOUND);
+    // The owner's own token is the owner's decision and keeps opening it.
+    let own = json_of(
+        send(&app, &owner, "POST", &path, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let own = format!(
+        "/media/{id}/thumb.webp?token={}",
+        own["token"].as_str().unwrap()
+    );
+    assert_eq!(app.get(None, &own).await.status(), StatusCode::OK);
+}
+
+async fn an_api_key_without_social_read_sees_no_social_things_and_no_social_events(
+    backend: Backend,
+) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let key = |scopes: Value| {
+        let body = json!({ "name": "ci", "scopes": scopes });
+        let bob = bob.clone();
+        let app = &app;
+        async move {
+            let made = send(app, &bob, "POST", "/api/v1/api-keys", Some(body)).await;
+            json_of(made, StatusCode::CREATED).await["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let media_only = key(json!(["media:read"])).await;
+    let social = key(json!(["media:read", "social:read"])).await;
+    asked(&app, &alice, "bob").await;
+
+    // Optional-viewer social routes: anonymous is fine, a key without the scope is not.
+    assert_eq!(
+        app.get(None, "/api/v1/users/alice").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        error_code(app.get(Some(&media_only), "/api/v1/users/alice").await).await,
+        (StatusCode::FORBIDDEN, "insufficient_scope".into())
+    );
+    assert_eq!(
+        app.get(Some(&social), "/api/v1/users/alice").await.status(),
+        StatusCode::OK
+    );
+
+    // Events: the request reached bob's events, but only the social key sees it.
+    let types = |page: Value| -> Vec<String> {
+        (page["events"].as_array().unwrap().iter())
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let page = json_of(
+        app.get(Some(&social), "/api/v1/events").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(types(page).contains(&"friend.requested".to_string()));
+    let page = json_of(
+        app.get(Some(&media_only), "/api/v1/events").await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !types(page.clone()).iter().any(|t| t.starts_with("friend.")),
+        "{page}"
+    );
+    let asked_for = app
+        .get(Some(&media_only), "/api/v1/events?types=friend.*")
+        .await;
+    let page = json_of(asked_for, StatusCode::OK).await;
+    assert_eq!(page["events"], json!([]));
 }

@@ -303,9 +303,16 @@ async fn a_private_video_plays_only_with_authorisation_or_a_live_token(backend: 
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let expired = server::media::access::mint(signer, id, now - 1);
-    let live = server::media::access::mint(signer, id, now + 60);
-    let foreign = server::media::access::mint(signer, "someotheritem", now + 60);
+    let expired =
+        server::media::access::mint(signer, id, now - 1, &server::media::access::Grant::Owner);
+    let live =
+        server::media::access::mint(signer, id, now + 60, &server::media::access::Grant::Owner);
+    let foreign = server::media::access::mint(
+        signer,
+        "someotheritem",
+        now + 60,
+        &server::media::access::Grant::Owner,
+    );
     let tampered = format!(
         "{}{}",
         &live[..live.len() - 2],

@@ -42,6 +42,8 @@ pub struct Outbox {
     pub feed: feed::Feed,
     pub wake: wake::Wake,
     pub types: std::sync::Arc<Vec<&'static str>>,
+    /// Types only credentials holding a scope may read: (type, scope name).
+    pub scoped: std::sync::Arc<Vec<(&'static str, &'static str)>>,
 }
 
 impl Outbox {
@@ -50,6 +52,20 @@ impl Outbox {
             types: std::sync::Arc::new(types),
             ..Outbox::default()
         }
+    }
+
+    /// Marks types that only credentials holding a scope may read: (type, scope name).
+    pub fn with_scopes(mut self, scoped: Vec<(&'static str, &'static str)>) -> Outbox {
+        self.scoped = std::sync::Arc::new(scoped);
+        self
+    }
+
+    /// The types a credential holding `has` (by scope name) may not read.
+    pub fn hidden_from(&self, has: impl Fn(&str) -> bool) -> Vec<String> {
+        (self.scoped.iter())
+            .filter(|(_, scope)| !has(scope))
+            .map(|(t, _)| t.to_string())
+            .collect()
     }
 
     /// Whether `pattern` (`media.ready`, `media.*`) names any type that is written.
@@ -213,6 +229,8 @@ pub struct Filter {
     pub user_id: Option<String>,
     /// Only these types or families (`media.*`); empty: all.
     pub types: Vec<String>,
+    /// Never these exact types (those the reader's credential lacks the scope for).
+    pub hidden: Vec<String>,
 }
 
 impl Filter {
@@ -222,6 +240,7 @@ impl Filter {
             .as_ref()
             .is_none_or(|u| event.user_id.as_ref() == Some(u))
             && event.matches(&self.types)
+            && !self.hidden.contains(&event.kind)
     }
 }
 
@@ -268,6 +287,14 @@ pub async fn read_after(
             }
         }
         extra.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+    if !filter.hidden.is_empty() {
+        let mut names = Vec::new();
+        for kind in &filter.hidden {
+            binds.push(kind.clone());
+            names.push(format!("${}", binds.len() + 3));
+        }
+        extra.push_str(&format!(" AND type NOT IN ({})", names.join(", ")));
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM events WHERE (tx, id) > ($1, $2){}{extra}
