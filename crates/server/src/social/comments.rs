@@ -104,17 +104,7 @@ async fn list(
     .bind(page.fetch())
     .fetch_all(&state.db.pool)
     .await?;
-    let mut found: Vec<(String, String, String, i64)> = rows
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("author_id")?,
-                r.try_get("body")?,
-                r.try_get("created_at")?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
+    let mut found = super::authored(&rows, "author_id")?;
     let next = page.finish(&mut found, |c| c.0.clone());
     // Comments of anyone either side blocked are not shown to the viewer.
     let authors: Vec<&str> = found.iter().map(|c| c.1.as_str()).collect();

@@ -91,8 +91,14 @@ const ALBUM_GRANT: &str = "SELECT COUNT(*) FROM album_items ai JOIN albums a ON 
         OR (a.visibility = 'friends' AND EXISTS (SELECT 1 FROM friendships f
               WHERE f.user_id = a.owner_id AND f.friend_id = $2)))";
 
+/// Conversations that grant an item to a viewer: a message in one the viewer (`$2`) is
+/// a member of shares the item (`$3`), and its sender is the item's owner (`$1`).
+const CONVERSATION_GRANT: &str = "SELECT COUNT(*) FROM message_items mi
+    JOIN conversation_members cm ON cm.conversation_id = mi.conversation_id
+    WHERE mi.media_id = $3 AND mi.sender_id = $1 AND cm.user_id = $2";
+
 /// The media read rule's view of social: blocks either way, friendship, and the grants
-/// of albums (only asked when the item is not open anyway).
+/// of albums and conversations (only asked when the item is not open anyway).
 pub struct GraphRelations;
 
 impl Relations for GraphRelations {
@@ -107,7 +113,7 @@ impl Relations for GraphRelations {
             let grant = if open {
                 "0".to_string()
             } else {
-                format!("({ALBUM_GRANT})")
+                format!("({ALBUM_GRANT}) + ({CONVERSATION_GRANT})")
             };
             let sql = format!(
                 "SELECT

@@ -1,5 +1,6 @@
 //! The social domain: profiles, friends (requests, accept, decline, unfriend), one-way
-//! follows and blocks, albums with members, and the relations that let media's one read rule open `friends`
+//! follows and blocks, albums with members, share links, the inbox, comments and likes,
+//! notifications and the feed, and the relations that let media's one read rule open `friends`
 //! items to friends and hide everything of a blocker from the blocked and back. It sits
 //! above media and the events: it reacts to `user.deleted`, and writes its own events
 //! (`friend.requested`, `friend.accepted`, `user.followed`) to the outbox.
@@ -9,6 +10,7 @@ pub mod comments;
 pub mod feed;
 pub mod friends;
 pub mod graph;
+pub mod inbox;
 pub mod notifications;
 pub mod profiles;
 pub mod share_links;
@@ -60,6 +62,15 @@ impl Domain for Social {
             ))
             .routes(routes!(feed::feed))
             .routes(routes!(
+                inbox::start_conversation,
+                inbox::list_conversations
+            ))
+            .routes(routes!(inbox::get_conversation, inbox::update_conversation))
+            .routes(routes!(inbox::list_messages, inbox::send_message))
+            .routes(routes!(inbox::delete_message))
+            .routes(routes!(inbox::mark_read))
+            .routes(routes!(inbox::leave_conversation))
+            .routes(routes!(
                 comments::list_item_comments,
                 comments::comment_item
             ))
@@ -109,6 +120,7 @@ impl Domain for Social {
             "notification.created",
             "comment.created",
             "like.created",
+            "message.created",
         ]
     }
 
@@ -151,6 +163,18 @@ impl Domain for Social {
                 ),
                 Figure::count(
                     d,
+                    "conversations",
+                    "Conversations",
+                    count("SELECT COUNT(*) FROM conversations").await?,
+                ),
+                Figure::count(
+                    d,
+                    "messages",
+                    "Messages",
+                    count("SELECT COUNT(*) FROM messages").await?,
+                ),
+                Figure::count(
+                    d,
                     "blocks",
                     "Blocks",
                     count("SELECT COUNT(*) FROM blocks").await?,
@@ -158,6 +182,24 @@ impl Domain for Social {
             ])
         })
     }
+}
+
+/// A written post (a comment, a message): id, author, body, time.
+type Authored = (String, String, String, i64);
+
+/// Rows of `id, {author}, body, created_at` as [`Authored`].
+fn authored(rows: &[sqlx::any::AnyRow], author: &str) -> Result<Vec<Authored>, sqlx::Error> {
+    use sqlx::Row;
+    (rows.iter())
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get(author)?,
+                r.try_get("body")?,
+                r.try_get("created_at")?,
+            ))
+        })
+        .collect()
 }
 
 /// Forgets what social keeps of what is gone elsewhere: a deleted account leaves
@@ -183,6 +225,7 @@ impl Subscriber for Forget {
     ) -> anyhow::Result<usize> {
         for event in events {
             if event.kind == "user.deleted" {
+                inbox::forget(tx, &event.aggregate_id).await?;
                 graph::forget(tx, &event.aggregate_id).await?;
             } else {
                 comments::forget_target(tx, &event.aggregate_id).await?;

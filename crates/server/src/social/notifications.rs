@@ -30,6 +30,7 @@ pub const TYPES: &[(&str, &str)] = &[
     ("friend.uploaded", "media.ready"),
     ("comment.created", "comment.created"),
     ("like.created", "like.created"),
+    ("message.created", "message.created"),
 ];
 const CHANNELS: &[&str] = &["in_app", "webhook", "none"];
 /// Friends told of one upload at most (the feed shows it to the rest).
@@ -142,6 +143,7 @@ impl Subscriber for Notify {
             "media.ready",
             "comment.created",
             "like.created",
+            "message.created",
         ]
     }
 
@@ -159,6 +161,15 @@ impl Subscriber for Notify {
             let Some(user) = event.user_id.as_deref() else {
                 continue;
             };
+            if event.kind == "message.created" {
+                // Not the sender's own, and not in a conversation muted or left since.
+                let conversation = data["conversation_id"].as_str().unwrap_or("");
+                if data["sender_id"].as_str() == Some(user)
+                    || !super::inbox::wants_notice(tx, conversation, user).await?
+                {
+                    continue;
+                }
+            }
             notify(
                 tx,
                 event,

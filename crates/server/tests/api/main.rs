@@ -11,6 +11,7 @@ mod events;
 mod fixtures;
 mod helpers;
 mod identity;
+mod inbox;
 mod ingest;
 mod nginx;
 // Its reloads are used by the cluster test (crates/framehouse/tests/cluster.rs).
