@@ -463,6 +463,110 @@ async function main() {
     }
   });
 
+  await step('two people befriend, share an album and a message with a private photo; the badges change live', async () => {
+    const carolContext = await fresh();
+    const carol = await carolContext.newPage();
+    carol.on('pageerror', (e) => console.error(`carol page error: ${e.message}`));
+    carol.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error(`carol console ${m.type()}: ${m.text()}`); });
+    await signUp(carol, 'carol');
+    const photo = ids['photo-2.jpg'];
+    const badge = (p, id) => p.evaluate((id) => {
+      const n = document.getElementById(id);
+      return n.hidden ? 0 : Number(n.textContent);
+    }, id);
+    assert.equal(await badge(carol, 'bell-count'), 0);
+
+    // Alice asks from carol's profile; carol's bell rings on the page she has open.
+    await page.goto(`${BASE}/u/carol`);
+    await page.click('#profile-actions button:has-text("Add friend")');
+    await page.waitForSelector('#profile-actions button:has-text("Withdraw request")');
+    await capture(page, 'profile');
+    await carol.waitForFunction(() => document.getElementById('bell-count').textContent === '1' && !document.getElementById('bell-count').hidden, null, { timeout: 5000 })
+      .catch(async (e) => {
+        const seen = await carol.evaluate(async () => [document.getElementById('bell-count').outerHTML, await (await fetch('/api/v1/notifications')).text()]);
+        throw new Error(`${e.message}; carol's bell and notifications: ${JSON.stringify(seen)}`);
+      });
+    await carol.click('#bell');
+    await carol.waitForSelector('#notification-rows li[data-type="friend.requested"]');
+    assert.match(await carol.textContent('#notification-rows'), /alice asked to be friends/);
+    await capture(carol, 'notifications');
+    await carol.goto(`${BASE}/friends`);
+    await carol.click('#incoming button:has-text("Accept")');
+    await carol.waitForSelector('#friend-rows a[href="/u/alice"]');
+    await capture(carol, 'friends');
+
+    // Alice makes a private album, adds her private photo from the picker, invites carol.
+    await page.goto(`${BASE}/albums`);
+    await page.fill('#album-form-title', 'Trip');
+    await page.selectOption('#album-form-visibility', 'private');
+    await page.click('#album-form button[type=submit]');
+    await page.waitForURL(/\/albums\/[^/]+$/);
+    const album = page.url().split('/').pop();
+    await page.check(`#album-pick input[value="${photo}"]`);
+    await page.click('#album-pick button:has-text("Add to album")');
+    await page.waitForSelector(`.grid li.card[data-id="${photo}"]`);
+    await page.fill('#member-form-name', 'carol');
+    await page.selectOption('#member-form-role', 'viewer');
+    await page.click('#member-form button[type=submit]');
+    await page.waitForSelector('#member-rows a[href="/u/carol"]');
+    await capture(page, 'album');
+
+    // Carol sees the album and the private photo through it, and its slideshow.
+    await carol.goto(`${BASE}/albums`);
+    await carol.click(`#album-grid a[href="/albums/${album}"]`);
+    await carol.waitForSelector(`.grid li.card[data-id="${photo}"] img`);
+    await carol.waitForFunction(() => [...document.querySelectorAll('.grid img')].every((i) => i.complete && i.naturalWidth > 0));
+    await carol.click('button:has-text("Slideshow")');
+    await carol.waitForFunction(() => { const i = document.querySelector('dialog.slideshow img'); return i && i.complete && i.naturalWidth > 0; });
+    await carol.click('dialog.slideshow button:has-text("Close")');
+    assert.equal((await carolContext.request.get(`${BASE}/api/v1/media/${photo}`)).status(), 200, 'readable through the album');
+
+    // Alice writes to carol with the photo; carol's inbox count changes without a reload.
+    const bellBefore = await badge(carol, 'bell-count');
+    await page.goto(`${BASE}/u/carol`);
+    await page.click('#profile-actions button:has-text("Message")');
+    await page.waitForURL(/\/inbox\/[^/]+$/);
+    await page.check(`#message-pick input[value="${photo}"]`);
+    await page.fill('#message-form-text', 'Look at this one');
+    await page.click('#message-form button[type=submit]');
+    await page.waitForSelector('#message-rows li.mine p:has-text("Look at this one")');
+    await capture(page, 'conversation');
+    await carol.waitForFunction(() => document.getElementById('inbox-count').textContent === '1' && !document.getElementById('inbox-count').hidden, null, { timeout: 5000 });
+    await carol.waitForFunction((n) => Number(document.getElementById('bell-count').textContent) > n, bellBefore, { timeout: 5000 });
+    await carol.click('a[href="/inbox"]');
+    await carol.waitForSelector('#conversation-rows li a');
+    await capture(carol, 'inbox');
+    await carol.click('#conversation-rows li a');
+    await carol.waitForSelector('#message-rows li p:has-text("Look at this one")');
+    await carol.waitForFunction((id) => { const i = document.querySelector(`#message-rows li.card[data-id="${id}"] img`); return i && i.complete && i.naturalWidth > 0; }, photo);
+    await carol.waitForFunction(() => document.getElementById('inbox-count').hidden, null, { timeout: 5000 });
+
+    // The album's share link opens to a browser with no account.
+    await page.goto(`${BASE}/albums/${album}`);
+    await page.click('#share-form button[type=submit]');
+    const link = await (await page.waitForSelector('#share-link')).inputValue();
+    const anon = await (await fresh()).newPage();
+    await anon.goto(link);
+    await anon.waitForFunction(() => { const i = document.querySelector('#shared-grid img'); return i && i.complete && i.naturalWidth > 0; });
+    await capture(anon, 'shared');
+    assert.equal((await anon.context().request.get(`${BASE}/api/v1/media/${photo}`)).status(), 404, 'the item itself stays private');
+    await anon.context().close();
+
+    // Comments and likes on the item page, and the feed as home.
+    await carol.goto(`${BASE}/items/${photo}`);
+    await carol.waitForSelector('#comment-rows li');
+    await carol.click('#like');
+    await carol.waitForFunction(() => document.getElementById('like-count').textContent === '1 like');
+    await carol.fill('#comment-body', 'Lovely light');
+    await carol.click('#comment-form button[type=submit]');
+    await carol.waitForSelector('#comment-rows li:has-text("Lovely light")');
+    await capture(carol, 'item-comments');
+    await carol.goto(`${BASE}/`);
+    await carol.waitForSelector('#social-body p.empty, #social-body .grid');
+    await capture(carol, 'feed');
+    await carolContext.close();
+  });
+
   await step('the account page: an API key shown once, sessions, a webhook pinged, the watermark, the password', async () => {
     await page.goto(`${BASE}/account`);
     await page.waitForSelector('#session-rows li [class=badge]');
@@ -569,7 +673,7 @@ async function main() {
     assert.ok(await figure('bytes.originals') > 1_000_000, 'the originals\' bytes');
     assert.ok(await figure('bytes.renditions') > 0, 'the HLS renditions\' bytes');
     assert.ok(await figure('jobs.succeeded') > 0, 'finished jobs');
-    assert.equal(await figure('users'), 3);
+    assert.equal(await figure('users'), 4, 'alice, bob, carol and the admin');
     await root.waitForSelector('#user-rows li[data-user="bob"]');
     await root.waitForSelector('#node-rows li[data-node]');
     assert.match(await root.textContent('#node-rows'), /this node/);

@@ -114,13 +114,15 @@ fn fixtures(dir: &Path) {
 async fn the_web_ui_in_chromium() {
     let media = tempfile::tempdir().unwrap();
     fixtures(media.path());
-    // The test OpenID provider (GOOD) for the sign-in button, and webhooks allowed to
-    // reach the suite's receiver on loopback.
+    // The test OpenID provider (GOOD) for the sign-in button, webhooks allowed to reach
+    // the suite's receiver on loopback, and a short subscriber lease: the suite kills the
+    // server with SIGKILL, and the restarted one takes the dead one's subscribers (the
+    // notifier among them) back when that lease runs out.
     let extra = format!(
         "[[auth.oidc]]\nid = \"test\"\nname = \"Test ID\"\nissuer = \"{}\"\n\
          client_id = \"framehouse\"\nclient_secret = \"framehouse-secret\"\n\
          scopes = [\"openid\", \"email\", \"profile\"]\n\
-         [webhooks]\nallow_private_targets = true\n",
+         [webhooks]\nallow_private_targets = true\n[events]\nlease_secs = 2\n",
         service_env("FRAMEHOUSE_TEST_OIDC_GOOD")
     );
     let mut server = Server::with_config(Store::Local, "api,worker,scheduler", &extra);
@@ -182,7 +184,7 @@ async fn the_web_ui_in_chromium() {
         tail(&server.log(), 60)
     );
     assert_eq!(restarts, 1, "the suite restarted the server once");
-    assert_eq!(steps.len(), 16, "every step ran: {steps:#?}");
+    assert_eq!(steps.len(), 17, "every step ran: {steps:#?}");
     let shot = std::fs::read(shots.join("library-phone.png")).expect("screenshots are written");
     assert_eq!(&shot[1..4], b"PNG");
 }

@@ -30,20 +30,32 @@ pub struct Relation {
     /// They are accepted friends: `friends` items are readable.
     pub friends: bool,
     /// The viewer holds a grant on this very item (an album it is in, a conversation
-    /// it was shared in): readable whatever its visibility.
+    /// it was shared in): readable whatever its visibility. Asked only when it could
+    /// change the answer; false otherwise.
     pub granted: bool,
 }
 
-/// The relations a higher domain keeps between users and items, asked for a signed-in
-/// viewer who neither owns the item nor is an admin, and for an anonymous one (`None`)
-/// when the item is not open (an album open to anyone may grant it).
+/// The relations a higher domain keeps between users and items. The read rule asks
+/// them in batches, so that a page of items costs one query for the owners and at most
+/// one for the grants, whatever its length; a single item is a batch of one.
 pub trait Relations: Send + Sync {
-    fn relation<'a>(
+    /// `blocked` and `friends` between the signed-in viewer and each of `owners` (none
+    /// of them the viewer), in the order of `owners`; `granted` is left false.
+    fn pairs<'a>(
         &'a self,
         db: &'a Db,
-        item: &'a ItemRow,
+        viewer_id: &'a str,
+        owners: &'a [&'a str],
+    ) -> BoxFuture<'a, AppResult<Vec<Relation>>>;
+
+    /// Whether the viewer (`None`: anonymous) holds a grant on each of `items`, in
+    /// their order.
+    fn grants<'a>(
+        &'a self,
+        db: &'a Db,
         viewer_id: Option<&'a str>,
-    ) -> BoxFuture<'a, AppResult<Relation>>;
+        items: &'a [&'a ItemRow],
+    ) -> BoxFuture<'a, AppResult<Vec<bool>>>;
 
     /// Whether the share link `link_id` still opens `item` (live, not revoked, and the
     /// item still among what it shares): `Some(show_metadata)`, or `None`.
@@ -53,19 +65,36 @@ pub trait Relations: Send + Sync {
         item: &'a ItemRow,
         link_id: &'a str,
     ) -> BoxFuture<'a, AppResult<Option<bool>>>;
+
+    /// A friendship or block between `a` and `b` began or ended and is committed: an
+    /// implementation that keeps [`pairs`](Relations::pairs) answers must drop theirs
+    /// now, so that this node's own changes take effect at once.
+    fn forget_pair(&self, _a: &str, _b: &str) {}
+
+    /// The same for every pair `user` is in (a deleted account).
+    fn forget_user(&self, _user: &str) {}
 }
 
 /// No social domain: nobody is related.
 pub struct NoRelations;
 
 impl Relations for NoRelations {
-    fn relation<'a>(
+    fn pairs<'a>(
         &'a self,
         _db: &'a Db,
-        _item: &'a ItemRow,
+        _viewer_id: &'a str,
+        owners: &'a [&'a str],
+    ) -> BoxFuture<'a, AppResult<Vec<Relation>>> {
+        Box::pin(async { Ok(vec![Relation::default(); owners.len()]) })
+    }
+
+    fn grants<'a>(
+        &'a self,
+        _db: &'a Db,
         _viewer_id: Option<&'a str>,
-    ) -> BoxFuture<'a, AppResult<Relation>> {
-        Box::pin(async { Ok(Relation::default()) })
+        items: &'a [&'a ItemRow],
+    ) -> BoxFuture<'a, AppResult<Vec<bool>>> {
+        Box::pin(async { Ok(vec![false; items.len()]) })
     }
 
     fn link_opens<'a>(
@@ -88,30 +117,102 @@ pub fn is_open(item: &ItemRow) -> bool {
 /// items, `friends` items of a friend and items granted to them, and nothing at all of
 /// someone either of them blocked.
 pub async fn can_read(state: &AppState, item: &ItemRow, viewer: &Viewer) -> AppResult<bool> {
+    Ok(readable_mask(state, &[item], viewer).await?[0])
+}
+
+/// The rows of `rows` the viewer may read, in their order: the same answers as
+/// [`can_read`] row by row, in one query for the owners' relations (none when this
+/// node has them cached) and one for the grants of the rows they leave undecided.
+pub async fn filter_readable(
+    state: &AppState,
+    rows: Vec<ItemRow>,
+    viewer: &Viewer,
+) -> AppResult<Vec<ItemRow>> {
+    let mask = readable_mask(state, &rows.iter().collect::<Vec<_>>(), viewer).await?;
+    Ok((rows.into_iter().zip(mask))
+        .filter_map(|(row, readable)| readable.then_some(row))
+        .collect())
+}
+
+async fn readable_mask(
+    state: &AppState,
+    items: &[&ItemRow],
+    viewer: &Viewer,
+) -> AppResult<Vec<bool>> {
     match viewer.0.as_ref() {
-        Some(caller) if is_owner_or_admin(item, caller) => Ok(true),
-        Some(caller) => can_read_as(state, item, Some(&caller.user_id)).await,
-        None => can_read_as(state, item, None).await,
+        Some(caller) => readable_as(state, items, Some(&caller.user_id), caller.is_admin).await,
+        None => readable_as(state, items, None, false).await,
     }
 }
 
 /// The read rule for a viewer known by id only (`None`: anonymous), as a playback
 /// token names it.
 async fn can_read_as(state: &AppState, item: &ItemRow, viewer_id: Option<&str>) -> AppResult<bool> {
-    let relations = &state.media.relations;
-    match viewer_id {
-        None if is_open(item) => Ok(true),
-        None => Ok(relations.relation(&state.db, item, None).await?.granted),
-        Some(id) if id == item.owner_id => Ok(true),
-        Some(id) => Ok(decide(
-            item,
-            relations.relation(&state.db, item, Some(id)).await?,
-        )),
-    }
+    Ok(readable_as(state, &[item], viewer_id, false).await?[0])
 }
 
+/// The read rule over many items for one viewer: the facts each item needs — none for
+/// the viewer's own items (or an admin's), the viewer's relation to the owner for the
+/// others (signed in), a grant only where one could change the answer — gathered a
+/// batch at a time, then [`decide`]d item by item.
+async fn readable_as(
+    state: &AppState,
+    items: &[&ItemRow],
+    viewer_id: Option<&str>,
+    is_admin: bool,
+) -> AppResult<Vec<bool>> {
+    let relations = &state.media.relations;
+    let privileged = |item: &ItemRow| is_admin || viewer_id == Some(item.owner_id.as_str());
+    // `None`: the viewer reads the item whatever else is true.
+    let mut facts: Vec<Option<Relation>> = (items.iter())
+        .map(|item| (!privileged(item)).then_some(Relation::default()))
+        .collect();
+    if let Some(viewer_id) = viewer_id {
+        let mut owners: Vec<&str> = (items.iter().zip(&facts))
+            .filter(|(_, fact)| fact.is_some())
+            .map(|(item, _)| item.owner_id.as_str())
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        if !owners.is_empty() {
+            let pairs = relations.pairs(&state.db, viewer_id, &owners).await?;
+            for (item, fact) in items.iter().zip(facts.iter_mut()) {
+                if let Some(fact) = fact {
+                    if let Ok(i) = owners.binary_search(&item.owner_id.as_str()) {
+                        *fact = pairs[i];
+                    }
+                }
+            }
+        }
+    }
+    let undecided: Vec<usize> = (0..items.len())
+        .filter(|&i| facts[i].is_some_and(|rel| grant_decides(items[i], rel)))
+        .collect();
+    if !undecided.is_empty() {
+        let asked: Vec<&ItemRow> = undecided.iter().map(|&i| items[i]).collect();
+        let granted = relations.grants(&state.db, viewer_id, &asked).await?;
+        for (&i, granted) in undecided.iter().zip(granted) {
+            if let Some(rel) = facts[i].as_mut() {
+                rel.granted = granted;
+            }
+        }
+    }
+    Ok((items.iter().zip(facts))
+        .map(|(item, fact)| fact.is_none_or(|rel| decide(item, rel)))
+        .collect())
+}
+
+/// The one place the facts are combined.
 fn decide(item: &ItemRow, rel: Relation) -> bool {
     !rel.blocked && (is_open(item) || rel.granted || (item.visibility == "friends" && rel.friends))
+}
+
+/// Whether a grant on the item could still change what [`decide`] answers, given the
+/// viewer's relation to its owner: not when a block hides it anyway, nor when it is
+/// open or a friend's `friends` item already. Grants cost a query; this saves it.
+fn grant_decides(item: &ItemRow, rel: Relation) -> bool {
+    let with = |granted| decide(item, Relation { granted, ..rel });
+    with(true) != with(false)
 }
 
 /// Loads an item the viewer may read. Items it may not read do not exist for it (404),

@@ -15,7 +15,8 @@ use crate::kernel::db::Db;
 use crate::kernel::error::AppError;
 use crate::kernel::storage::Storage;
 
-/// How long another node's visibility change or deletion can take to be seen here.
+/// How long another node's visibility change or deletion can take to be seen here (and,
+/// by the read rule's relations social keeps as long, its friendship or block change).
 /// This node's own changes invalidate at once.
 pub const ITEM_TTL: Duration = Duration::from_secs(1);
 /// Objects up to this size are kept in memory once read.

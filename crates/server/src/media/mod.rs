@@ -41,8 +41,8 @@ use crate::kernel::outbox::relay::Subscriber;
 use crate::kernel::paging::Page;
 use crate::settings::Settings;
 use crate::AppState;
-pub use access::{can_read, readable_item, writable_item};
-pub use cache::DeliveryCache;
+pub use access::{can_read, filter_readable, readable_item, writable_item};
+pub use cache::{DeliveryCache, ITEM_TTL};
 pub use item::{item_json, items_json, MediaItem, Playback, RenditionInfo, Variant, Visibility};
 pub use similar::SimilarIndex;
 

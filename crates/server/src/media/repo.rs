@@ -113,8 +113,13 @@ pub async fn feed_items(
     if friends.is_empty() && followed.is_empty() {
         return Ok(Vec::new());
     }
+    // An empty cursor (`?cursor=`) is the first page, as it always was.
+    let before = before.filter(|c| !c.is_empty());
+    // `$1` the limit, then the source ids, then the cursor if there is one: a condition
+    // PostgreSQL can bound the index scan with, in a generic plan too (`$c = '' OR …`
+    // cannot, and its generic plan scans in parallel).
     let mut clauses = Vec::new();
-    let mut next = 3;
+    let mut next = 2;
     if !friends.is_empty() {
         clauses.push(format!(
             "(m.owner_id IN ({}) AND m.visibility IN ('public', 'friends'))",
@@ -127,15 +132,23 @@ pub async fn feed_items(
             "(m.owner_id IN ({}) AND m.visibility = 'public')",
             placeholders(next, followed.len())
         ));
+        next += followed.len();
     }
+    let after = match before {
+        Some(_) => format!(" AND m.id < ${next}"),
+        None => String::new(),
+    };
     let sql = format!(
-        "{ITEM_SELECT} WHERE ({}) AND b.status = 'ready' AND ($1 = '' OR m.id < $1)
-         ORDER BY m.id DESC LIMIT $2",
+        "{ITEM_SELECT} WHERE ({}) AND b.status = 'ready'{after}
+         ORDER BY m.id DESC LIMIT $1",
         clauses.join(" OR ")
     );
-    let mut query = sqlx::query(&sql).bind(before.unwrap_or("")).bind(limit);
+    let mut query = sqlx::query(&sql).bind(limit);
     for id in friends.iter().chain(followed) {
         query = query.bind(*id);
+    }
+    if let Some(cursor) = before {
+        query = query.bind(cursor);
     }
     query
         .fetch_all(&db.reader().pool)

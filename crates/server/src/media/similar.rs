@@ -201,10 +201,7 @@ pub async fn similar_media(
         let mut rows = repo::items_of_blobs(&state.db, &ids, caller, is_admin).await?;
         rows.retain(|r| r.id != item.id);
         rows.sort_by_key(|r| chunk.iter().position(|(b, _)| *b == r.blob_id));
-        for row in rows {
-            if !super::access::can_read(&state, &row, &viewer).await? {
-                continue;
-            }
+        for row in super::access::filter_readable(&state, rows, &viewer).await? {
             let distance = chunk
                 .iter()
                 .find(|(b, _)| *b == row.blob_id)

@@ -771,14 +771,8 @@ pub async fn list_album_items(
         .into_iter()
         .map(|r| (r.id.clone(), r))
         .collect();
-    let mut readable = Vec::new();
-    for id in ids {
-        if let Some(row) = rows.remove(id) {
-            if crate::media::can_read(&state, &row, &viewer).await? {
-                readable.push(row);
-            }
-        }
-    }
+    let in_order = ids.iter().filter_map(|id| rows.remove(*id)).collect();
+    let readable = crate::media::filter_readable(&state, in_order, &viewer).await?;
     let mut conn = state.db.pool.acquire().await?;
     let items = crate::media::item::items_json(&state, &mut conn, readable).await?;
     Ok(Json(AlbumItemPage {

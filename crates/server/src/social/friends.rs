@@ -227,6 +227,8 @@ pub async fn accept_request(
         .emit(&mut tx)
         .await?;
     tx.commit().await?;
+    // The read rule's cached pairs: the new friendship counts from this answer on.
+    (state.media.relations).forget_pair(&req.from_id, &req.to_id);
     Ok(Json(FriendView {
         user: from.clone(),
         since: rfc3339(since),
@@ -336,6 +338,8 @@ pub async fn unfriend(
         return Err(AppError::not_found("friend"));
     }
     tx.commit().await?;
+    // What the friendship opened closes with this answer, tokens it earned included.
+    (state.media.relations).forget_pair(&caller.user_id, &other.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -462,6 +466,7 @@ pub async fn block(
     let mut tx = state.db.begin_write().await?;
     graph::block(&mut tx, &caller.user_id, &other.id).await?;
     tx.commit().await?;
+    (state.media.relations).forget_pair(&caller.user_id, &other.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -490,5 +495,6 @@ pub async fn unblock(
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     graph::unblock(&state.db, &caller.user_id, &other.id).await?;
+    (state.media.relations).forget_pair(&caller.user_id, &other.id);
     Ok(StatusCode::NO_CONTENT)
 }

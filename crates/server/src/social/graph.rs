@@ -1,7 +1,11 @@
 //! The social graph in the database: friend requests, friendships (two rows each),
-//! follows and blocks, and the relation between two users that the media read rule
-//! asks for ([`GraphRelations`]). Every change that ends or starts an edge runs in one
-//! write transaction with the events it causes.
+//! follows and blocks, and the relations that the media read rule asks for
+//! ([`GraphRelations`], which keeps blocks and friendship per node for a second). Every
+//! change that ends or starts an edge runs in one write transaction with the events it
+//! causes, and its handler tells the read rule once it has committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, Row};
@@ -12,6 +16,7 @@ use crate::kernel::ids::new_id;
 use crate::kernel::time::now_ms;
 use crate::media::access::{Relation, Relations};
 use crate::media::repo::ItemRow;
+use crate::media::ITEM_TTL;
 
 /// A pending friend request.
 #[derive(Clone, Debug)]
@@ -81,61 +86,190 @@ pub async fn standing(db: &Db, a: &str, b: &str) -> Result<Standing, sqlx::Error
     })
 }
 
-/// Albums that grant an item to a viewer: the item is in the album, put there by its
-/// own owner (`$1`), and the album is open, or the viewer (`$2`) owns it, is a member,
-/// or is a friend of its owner when it is a `friends` album.
-const ALBUM_GRANT: &str = "SELECT COUNT(*) FROM album_items ai JOIN albums a ON a.id = ai.album_id
-    WHERE ai.media_id = $3 AND ai.added_by = $1
-      AND (a.visibility IN ('public', 'unlisted') OR a.owner_id = $2
-        OR EXISTS (SELECT 1 FROM album_members am WHERE am.album_id = a.id AND am.user_id = $2)
+/// Albums that grant items to a viewer: `(media_id, added_by)` of the items `{list}` in
+/// an album that is open, or that the viewer (`$1`) owns, is a member of, or is a
+/// friend of its owner when it is a `friends` album. Only the rows whose `added_by` is
+/// the item's own owner grant it: an album cannot widen what its owner chose.
+const ALBUM_GRANTS: &str = "SELECT ai.media_id AS media_id, ai.added_by AS by_id
+    FROM album_items ai JOIN albums a ON a.id = ai.album_id
+    WHERE ai.media_id IN ({list})
+      AND (a.visibility IN ('public', 'unlisted') OR a.owner_id = $1
+        OR EXISTS (SELECT 1 FROM album_members am WHERE am.album_id = a.id AND am.user_id = $1)
         OR (a.visibility = 'friends' AND EXISTS (SELECT 1 FROM friendships f
-              WHERE f.user_id = a.owner_id AND f.friend_id = $2)))";
+              WHERE f.user_id = a.owner_id AND f.friend_id = $1)))";
 
-/// Conversations that grant an item to a viewer: a message in one the viewer (`$2`) is
-/// a member of shares the item (`$3`), and its sender is the item's owner (`$1`).
-const CONVERSATION_GRANT: &str = "SELECT COUNT(*) FROM message_items mi
+/// Conversations that grant items to a viewer: `(media_id, sender_id)` of the items
+/// `{list}` shared by a message in one the viewer (`$1`) is a member of. Only those the
+/// item's owner sent grant it.
+const CONVERSATION_GRANTS: &str = "SELECT mi.media_id AS media_id, mi.sender_id AS by_id
+    FROM message_items mi
     JOIN conversation_members cm ON cm.conversation_id = mi.conversation_id
-    WHERE mi.media_id = $3 AND mi.sender_id = $1 AND cm.user_id = $2";
+    WHERE mi.media_id IN ({list}) AND cm.user_id = $1";
+
+/// Relations asked in one statement at most: far below every backend's bind limit.
+const BATCH: usize = 500;
+
+/// How many viewer–owner pairs a node keeps (two short ids and two flags each).
+const PAIR_CAPACITY: u64 = 100_000;
 
 /// The media read rule's view of social: blocks either way, friendship, and the grants
-/// of albums and conversations (only asked when the item is not open anyway).
-pub struct GraphRelations;
+/// of albums and conversations (only asked when they could change the answer).
+///
+/// Blocks and friendship are kept per node for [`ITEM_TTL`] by the unordered pair of
+/// users (both are symmetric): the bound within which another node's friendship or
+/// block change is seen here, the same bound the item-row cache gives a visibility
+/// change. This node's own changes are forgotten right after they commit
+/// ([`Relations::forget_pair`]); a load that read before one of them and finished after
+/// it does not put the old answer back (the generation below). Grants are not kept:
+/// they are asked of the database each time one matters.
+pub struct GraphRelations {
+    pairs: moka::sync::Cache<(String, String), Relation>,
+    /// Bumped by every forget: a load that saw another value may have read the
+    /// database before the change it would now hide.
+    generation: AtomicU64,
+}
+
+impl Default for GraphRelations {
+    fn default() -> GraphRelations {
+        GraphRelations {
+            pairs: moka::sync::Cache::builder()
+                .max_capacity(PAIR_CAPACITY)
+                .time_to_live(ITEM_TTL)
+                .support_invalidation_closures()
+                .build(),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The key of the pair `a`, `b`, whichever way round.
+fn pair_key(a: &str, b: &str) -> (String, String) {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    (x.to_string(), y.to_string())
+}
+
+impl GraphRelations {
+    /// Blocks and friendship between `viewer` and each of `owners`, from the database.
+    async fn load_pairs(
+        db: &Db,
+        viewer: &str,
+        owners: &[&str],
+    ) -> Result<Vec<Relation>, sqlx::Error> {
+        let mut found: HashMap<String, Relation> = HashMap::new();
+        for chunk in owners.chunks(BATCH) {
+            let list = crate::kernel::db::placeholders(2, chunk.len());
+            let sql = format!(
+                "SELECT blocked_id AS other, 'block' AS edge FROM blocks
+                    WHERE blocker_id = $1 AND blocked_id IN ({list})
+                 UNION ALL SELECT blocker_id AS other, 'block' AS edge FROM blocks
+                    WHERE blocked_id = $1 AND blocker_id IN ({list})
+                 UNION ALL SELECT friend_id AS other, 'friend' AS edge FROM friendships
+                    WHERE user_id = $1 AND friend_id IN ({list})"
+            );
+            let mut query = sqlx::query(&sql).bind(viewer);
+            for owner in chunk {
+                query = query.bind(*owner);
+            }
+            for row in query.fetch_all(&db.pool).await? {
+                let rel = found.entry(row.try_get("other")?).or_default();
+                match row.try_get::<String, _>("edge")?.as_str() {
+                    "block" => rel.blocked = true,
+                    _ => rel.friends = true,
+                }
+            }
+        }
+        Ok(owners
+            .iter()
+            .map(|o| found.get(*o).copied().unwrap_or_default())
+            .collect())
+    }
+
+    /// Keeps `rel` for the pair unless a forget came since `generation` was read; one
+    /// that comes between the check and the insert is seen by the check after it.
+    fn keep(&self, generation: u64, viewer: &str, owner: &str, rel: Relation) {
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let key = pair_key(viewer, owner);
+        self.pairs.insert(key.clone(), rel);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.pairs.invalidate(&key);
+        }
+    }
+}
 
 impl Relations for GraphRelations {
-    fn relation<'a>(
+    fn pairs<'a>(
         &'a self,
         db: &'a Db,
-        item: &'a ItemRow,
-        viewer_id: Option<&'a str>,
-    ) -> BoxFuture<'a, AppResult<Relation>> {
+        viewer_id: &'a str,
+        owners: &'a [&'a str],
+    ) -> BoxFuture<'a, AppResult<Vec<Relation>>> {
         Box::pin(async move {
-            let open = crate::media::access::is_open(item);
-            let grant = if open {
-                "0".to_string()
-            } else {
-                format!("({ALBUM_GRANT}) + ({CONVERSATION_GRANT})")
-            };
-            let sql = format!(
-                "SELECT
-                    (SELECT COUNT(*) FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2)
-                        OR (blocker_id = $2 AND blocked_id = $1)) AS blocked,
-                    (SELECT COUNT(*) FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friends,
-                    {grant} AS granted"
-            );
-            // Anonymous: an id no account has, so only open albums can grant.
-            let mut query = sqlx::query(&sql)
-                .bind(&item.owner_id)
-                .bind(viewer_id.unwrap_or(""));
-            if !open {
-                query = query.bind(&item.id);
+            let mut out: Vec<Option<Relation>> = (owners.iter())
+                .map(|owner| self.pairs.get(&pair_key(viewer_id, owner)))
+                .collect();
+            let missing: Vec<&str> = (owners.iter().zip(&out))
+                .filter(|(_, rel)| rel.is_none())
+                .map(|(owner, _)| *owner)
+                .collect();
+            if !missing.is_empty() {
+                let generation = self.generation.load(Ordering::SeqCst);
+                let loaded = Self::load_pairs(db, viewer_id, &missing).await?;
+                let mut loaded = missing.iter().zip(loaded);
+                for rel in out.iter_mut().filter(|rel| rel.is_none()) {
+                    let (owner, found) = loaded.next().expect("one answer per missing owner");
+                    self.keep(generation, viewer_id, owner, found);
+                    *rel = Some(found);
+                }
             }
-            let row = query.fetch_one(&db.pool).await?;
-            Ok(Relation {
-                blocked: flag(&row, "blocked")?,
-                friends: flag(&row, "friends")?,
-                granted: flag(&row, "granted")?,
-            })
+            Ok(out.into_iter().map(Option::unwrap_or_default).collect())
         })
+    }
+
+    fn grants<'a>(
+        &'a self,
+        db: &'a Db,
+        viewer_id: Option<&'a str>,
+        items: &'a [&'a ItemRow],
+    ) -> BoxFuture<'a, AppResult<Vec<bool>>> {
+        Box::pin(async move {
+            let mut granting: HashSet<(String, String)> = HashSet::new();
+            for chunk in items.chunks(BATCH) {
+                let list = crate::kernel::db::placeholders(2, chunk.len());
+                let sql =
+                    format!("{ALBUM_GRANTS} UNION {CONVERSATION_GRANTS}").replace("{list}", &list);
+                // Anonymous: an id no account has, so only open albums can grant.
+                let mut query = sqlx::query(&sql).bind(viewer_id.unwrap_or(""));
+                for item in chunk {
+                    query = query.bind(&item.id);
+                }
+                for row in query.fetch_all(&db.pool).await? {
+                    granting.insert((row.try_get("media_id")?, row.try_get("by_id")?));
+                }
+            }
+            Ok(items
+                .iter()
+                .map(|i| granting.contains(&(i.id.clone(), i.owner_id.clone())))
+                .collect())
+        })
+    }
+
+    fn forget_pair(&self, a: &str, b: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.pairs.invalidate(&pair_key(a, b));
+    }
+
+    fn forget_user(&self, user: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let user = user.to_string();
+        let gone = self
+            .pairs
+            .invalidate_entries_if(move |(a, b), _| *a == user || *b == user);
+        if gone.is_err() {
+            // Only if closures were not enabled at build time: forget everyone then.
+            self.pairs.invalidate_all();
+        }
     }
 
     fn link_opens<'a>(

@@ -557,12 +557,8 @@ async fn message_views(
     }
     let media: Vec<&str> = shared.values().flatten().map(String::as_str).collect();
     let viewer = Viewer(Some(caller.clone()));
-    let mut readable = Vec::new();
-    for row in crate::media::repo::items_by_ids(&state.db, &media).await? {
-        if crate::media::can_read(state, &row, &viewer).await? {
-            readable.push(row);
-        }
-    }
+    let rows = crate::media::repo::items_by_ids(&state.db, &media).await?;
+    let readable = crate::media::filter_readable(state, rows, &viewer).await?;
     let mut conn = state.db.pool.acquire().await?;
     let mut items: HashMap<String, MediaItem> =
         (crate::media::item::items_json(state, &mut conn, readable)

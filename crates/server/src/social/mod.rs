@@ -125,11 +125,14 @@ impl Domain for Social {
     }
 
     fn relations(&self) -> Option<Arc<dyn Relations>> {
-        Some(Arc::new(graph::GraphRelations))
+        Some(Arc::new(graph::GraphRelations::default()))
     }
 
-    fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![Arc::new(Forget), Arc::new(notifications::Notify)]
+    fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
+        let forget = Forget {
+            relations: state.media.relations.clone(),
+        };
+        vec![Arc::new(forget), Arc::new(notifications::Notify)]
     }
 
     fn figures<'a>(&self, state: &'a AppState) -> BoxFuture<'a, AppResult<Vec<Figure>>> {
@@ -206,7 +209,10 @@ fn authored(rows: &[sqlx::any::AnyRow], author: &str) -> Result<Vec<Authored>, s
 /// everyone's graph at once (the account's row, whose deletion would cascade, waits for
 /// its items to go), and a deleted item takes its comments and likes (their target ids
 /// are not foreign keys: a target is an item or an album).
-struct Forget;
+struct Forget {
+    /// The read rule's relations, whose pairs of a deleted account this node forgets.
+    relations: Arc<dyn Relations>,
+}
 
 #[async_trait::async_trait]
 impl Subscriber for Forget {
@@ -227,6 +233,9 @@ impl Subscriber for Forget {
             if event.kind == "user.deleted" {
                 inbox::forget(tx, &event.aggregate_id).await?;
                 graph::forget(tx, &event.aggregate_id).await?;
+                // Before the relay commits, so a read in between may keep the old pair
+                // again: for at most the cache's TTL, as on any other node.
+                self.relations.forget_user(&event.aggregate_id);
             } else {
                 comments::forget_target(tx, &event.aggregate_id).await?;
             }

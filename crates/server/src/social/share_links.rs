@@ -73,8 +73,10 @@ fn link_of(r: &sqlx::any::AnyRow) -> Result<LinkRow, sqlx::Error> {
 pub struct ShareLinkView {
     pub id: String,
     pub slug: String,
-    /// Where it opens (the JSON of what it shares; the web UI's page is to come).
+    /// The page it opens in a browser, no account needed.
     pub url: String,
+    /// The JSON of what it shares, for programs.
+    pub api_url: String,
     /// `item` or `album`.
     pub kind: String,
     pub target_id: String,
@@ -92,7 +94,8 @@ fn view(state: &AppState, l: &LinkRow) -> ShareLinkView {
     ShareLinkView {
         id: l.id.clone(),
         slug: l.slug.clone(),
-        url: format!("{}/api/v1/shared/{}", state.settings.public_url(), l.slug),
+        url: format!("{}/s/{}", state.settings.public_url(), l.slug),
+        api_url: format!("{}/api/v1/shared/{}", state.settings.public_url(), l.slug),
         kind: l.target_kind.clone(),
         target_id: l.target_id.clone(),
         has_password: l.password_hash.is_some(),

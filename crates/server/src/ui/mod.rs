@@ -16,6 +16,7 @@ mod item;
 mod library;
 pub mod settings;
 mod sign_in;
+mod social;
 mod upload;
 
 use askama::Template;
@@ -56,6 +57,7 @@ impl crate::domain::Domain for Ui {
             .merge(item::pages())
             .merge(account::pages())
             .merge(admin::pages())
+            .merge(social::pages())
             .layer(axum::middleware::from_fn(page_headers));
         // Embeds are framed by other sites: their own headers.
         pages
@@ -322,11 +324,11 @@ pub fn error_page(person: Option<Person>, error: AppError) -> Response {
     html(status, ErrorPage { shell, message })
 }
 
-/// `/`: the library when signed in, else the sign-in page.
-async fn home(visit: Visit) -> Redirect {
+/// `/`: the feed when signed in, else the sign-in page.
+async fn home(state: axum::extract::State<AppState>, visit: Visit) -> Response {
     match visit.person {
-        Some(_) => Redirect::to("/library"),
-        None => Redirect::to("/signin"),
+        Some(_) => social::feed(state, visit).await,
+        None => Redirect::to("/signin").into_response(),
     }
 }
 

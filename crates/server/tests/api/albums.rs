@@ -1,7 +1,8 @@
 //! Albums against the real router: members see a private item through the album and
 //! lose it when it leaves or they do; contributors add only their own items and remove
 //! only what they added; an item put in by someone other than its owner grants nothing;
-//! the album's own visibility opens its items to friends or to anyone.
+//! the album's own visibility opens its items to friends or to anyone; a page of an
+//! album, checked as one batch, shows each item exactly when reading it alone would.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -11,7 +12,10 @@ use crate::fixtures;
 use crate::helpers::{error_code, Backend, TestApp};
 use crate::social::{befriend, code, json_of, send};
 
-both_backends!(an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it);
+both_backends!(
+    an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it,
+    a_page_of_an_album_shows_each_item_exactly_when_reading_it_alone_would,
+);
 
 /// The status of `GET path` for `token` (anonymous when `None`).
 async fn sees(app: &TestApp, token: Option<&str>, path: &str) -> StatusCode {
@@ -372,4 +376,124 @@ async fn an_album_grants_its_owners_items_to_its_readers_while_they_are_in_it(ba
     assert_eq!(sees(&app, Some(&carol), &item).await, gone);
     assert_eq!(sees(&app, Some(&alice), &item).await, ok);
     assert_eq!(app.count("album_items").await, 0);
+}
+
+/// The ids of `ids` that `token` may read one by one (`GET /api/v1/media/{id}`).
+async fn readable_alone(app: &TestApp, token: &str, ids: &[&str]) -> Vec<String> {
+    let mut readable = Vec::new();
+    for id in ids {
+        if sees(app, Some(token), &format!("/api/v1/media/{id}")).await == StatusCode::OK {
+            readable.push(id.to_string());
+        }
+    }
+    readable.sort();
+    readable
+}
+
+async fn a_page_of_an_album_shows_each_item_exactly_when_reading_it_alone_would(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let erin = app.user("erin").await;
+    let frank = app.user("frank").await;
+    befriend(&app, &bob, "erin", &erin).await;
+    befriend(&app, &carol, "erin", &erin).await;
+    befriend(&app, &carol, "frank", &frank).await;
+    let ok = StatusCode::OK;
+    let made = send(
+        &app,
+        &alice,
+        "POST",
+        "/api/v1/albums",
+        Some(json!({ "title": "Mixed" })),
+    )
+    .await;
+    let a = json_of(made, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    member(&app, &alice, &a, "bob", "contributor").await;
+    member(&app, &alice, &a, "carol", "editor").await;
+    let upload = |token: String, n: u32, query: &'static str| {
+        let app = &app;
+        async move {
+            let item = app
+                .upload_ok(&token, fixtures::jpeg(40 + n, 20), query)
+                .await;
+            item["id"].as_str().unwrap().to_string()
+        }
+    };
+    // One page, every kind of answer: granted (alice's and carol's own private items),
+    // bob's own, a friend's `friends` item (erin's), an open one, and a `friends` item
+    // of someone bob is no friend of, which carol's putting it in does not grant.
+    let alices = upload(alice.clone(), 0, "").await;
+    let carols = upload(carol.clone(), 1, "").await;
+    let bobs = upload(bob.clone(), 2, "").await;
+    let erins = upload(erin.clone(), 3, "visibility=friends").await;
+    let franks_public = upload(frank.clone(), 4, "visibility=public").await;
+    let franks_friends = upload(frank.clone(), 5, "visibility=friends").await;
+    for (token, id) in [
+        (&alice, &alices),
+        (&carol, &carols),
+        (&bob, &bobs),
+        (&carol, &erins),
+        (&carol, &franks_public),
+        (&carol, &franks_friends),
+    ] {
+        assert_eq!(items(&app, token, "POST", &a, &[id]).await.status(), ok);
+    }
+    let all = [
+        alices.as_str(),
+        &carols,
+        &bobs,
+        &erins,
+        &franks_public,
+        &franks_friends,
+    ];
+    let mut expected = vec![
+        alices.clone(),
+        carols.clone(),
+        bobs.clone(),
+        erins.clone(),
+        franks_public.clone(),
+    ];
+    expected.sort();
+    let page = |token: String| {
+        let app = &app;
+        let a = a.clone();
+        async move {
+            let mut ids = listed(app, Some(&token), &a).await;
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(page(bob.clone()).await, expected);
+    assert_eq!(readable_alone(&app, &bob, &all).await, expected);
+    // A block hides everything of the blocker, granted or not, in the page as alone;
+    // erin's block also ends the friendship that opened her item.
+    for (blocker, gone) in [(&carol, &carols), (&erin, &erins)] {
+        let block = send(
+            &app,
+            blocker,
+            "POST",
+            "/api/v1/blocks",
+            Some(json!({ "user": "bob" })),
+        )
+        .await;
+        assert_eq!(block.status(), StatusCode::NO_CONTENT);
+        expected.retain(|id| id != gone);
+        assert_eq!(page(bob.clone()).await, expected);
+        assert_eq!(readable_alone(&app, &bob, &all).await, expected);
+    }
+    // Unblocked, carol's item is granted again at once (erin's stays hidden: the
+    // friendship the block ended does not come back).
+    assert_eq!(
+        code(&app, &carol, "DELETE", "/api/v1/blocks/bob").await,
+        StatusCode::NO_CONTENT
+    );
+    expected.push(carols.clone());
+    expected.sort();
+    assert_eq!(page(bob.clone()).await, expected);
+    assert_eq!(readable_alone(&app, &bob, &all).await, expected);
 }

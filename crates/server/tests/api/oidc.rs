@@ -588,7 +588,10 @@ async fn the_sign_in_pages_button_ends_in_a_browser_session(backend: Backend) {
     assert_eq!(resp.url().path(), "/library", "signed in, to the library");
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();
-    assert!(html.contains(r#"class="username">ivy<"#), "{html}");
+    assert!(
+        html.contains(r#"class="username" href="/u/ivy">ivy<"#),
+        "{html}"
+    );
     assert_eq!(
         app.count("sessions WHERE method = 'browser:oidc:good' AND cookie_hash IS NOT NULL")
             .await,

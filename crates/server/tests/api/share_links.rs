@@ -71,7 +71,8 @@ async fn a_share_link_opens_what_it_shares_to_anyone_holding_it_and_nothing_more
     // the item itself stays private.
     let plain = made(&app, &alice, json!({ "item_id": p, "slug": "lake-week" })).await;
     assert_eq!(plain["slug"], "lake-week");
-    assert!(plain["url"]
+    assert!(plain["url"].as_str().unwrap().ends_with("/s/lake-week"));
+    assert!(plain["api_url"]
         .as_str()
         .unwrap()
         .ends_with("/api/v1/shared/lake-week"));

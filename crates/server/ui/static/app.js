@@ -73,6 +73,47 @@
   }
   window.framehouse = { api, csrf, el, when, section };
 
+  // The header's counts: unread notifications and messages, kept live by the event
+  // stream, and announced to the page (`framehouse:event`) for views that follow it.
+  const bell = document.getElementById("bell-count");
+  const inbox = document.getElementById("inbox-count");
+  if (bell) {
+    const me = document.querySelector(".who .username")?.textContent || "";
+    const show = (node, n) => {
+      node.textContent = String(n);
+      node.hidden = n <= 0;
+      node.setAttribute("aria-label", `${n} unread`);
+    };
+    let unread = 0, messages = 0;
+    const counts = async () => {
+      try {
+        unread = (await api("GET", "/api/v1/notifications?unread=true&limit=1")).unread;
+        messages = (await api("GET", "/api/v1/conversations?limit=1")).unread;
+        show(bell, unread);
+        show(inbox, messages);
+      } catch (e) {
+        console.warn("counts", e);
+      }
+    };
+    window.framehouse.recount = counts;
+    counts().then(() => {
+      if (!("EventSource" in window)) return;
+      const stream = new EventSource("/api/v1/events/stream?types=notification.created,message.created");
+      const relay = (e) => {
+        let data = null;
+        try { data = JSON.parse(e.data).data; } catch { return; }
+        if (e.type === "notification.created") show(bell, ++unread);
+        if (e.type === "message.created" && data?.sender?.username !== me) show(inbox, ++messages);
+        document.dispatchEvent(new CustomEvent("framehouse:event", { detail: { type: e.type, data } }));
+      };
+      // (Re)connected: what happened before the stream started counts too.
+      stream.addEventListener("open", counts);
+      stream.addEventListener("notification.created", relay);
+      stream.addEventListener("message.created", relay);
+      window.addEventListener("pagehide", () => stream.close());
+    });
+  }
+
   // "Copy" buttons: `data-copy` names the input whose value they copy.
   document.addEventListener("click", async (e) => {
     const button = e.target.closest?.("button[data-copy]");
@@ -181,6 +222,24 @@
         const badge = grid.querySelector(`li[data-id="${CSS.escape(id)}"] .badge[class*="vis-"]`);
         if (badge) { badge.textContent = visibility; badge.className = `badge vis-${visibility}`; }
       });
+    });
+    // Add the picked items to one of the caller's albums, in one request.
+    const albumSelect = document.getElementById("bulk-album");
+    api("GET", "/api/v1/albums?limit=200").then((page) => {
+      for (const a of page.albums.filter((a) => a.role !== "viewer" && a.role !== "reader")) {
+        albumSelect.append(el("option", { value: a.id }, a.title));
+      }
+    }).catch((e) => console.warn("albums", e));
+    document.getElementById("bulk-add-album").addEventListener("click", async () => {
+      const album = albumSelect.value;
+      const ids = picked().map((c) => c.value);
+      if (!album || !ids.length) return;
+      try {
+        await api("POST", `/api/v1/albums/${encodeURIComponent(album)}/items`, { media_ids: ids });
+        status.textContent = `Added ${ids.length} to the album.`;
+      } catch (e) {
+        status.textContent = e.message;
+      }
     });
     document.getElementById("bulk-delete").addEventListener("click", () => {
       const n = picked().length;
